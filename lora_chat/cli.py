@@ -1,0 +1,520 @@
+"""The command line: ``lora-chat`` and its subcommands, over the same core as the app."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from lora_chat import __version__
+from lora_chat.core.errors import InputError, LoraChatError, TrainingCancelled
+from lora_chat.core.settings import GenerationSettings, Settings, TrainSettings, load_settings, parse_value
+
+log = logging.getLogger(__name__)
+
+
+# Parsing ----------------------------------------------------------------------------
+
+
+def _common_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default: Any = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--base-model",
+        metavar="ID_OR_PATH",
+        default=default,
+        help="base model: a Hugging Face id or a local folder (default: settings file, "
+        "LORA_CHAT_BASE_MODEL, then google/flan-t5-small)",
+    )
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if suppress else False, help="show tracebacks and debug logs")
+
+
+def _setting_type(cls: type, name: str) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse_value(cls, name, text)
+        except LoraChatError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = name.replace("_", "-")
+    return convert
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    helps = {f.name: f.metadata.get("help", "") for f in dataclasses.fields(TrainSettings)}
+    metavars = {"epochs": "N", "learning_rate": "X", "rank": "R", "alpha": "A", "dropout": "D", "batch_size": "B", "seed": "S", "target_modules": "q,v", "eval_fraction": "F", "max_input_tokens": "N", "max_output_tokens": "N"}
+    for name, metavar in metavars.items():
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            metavar=metavar,
+            type=_setting_type(TrainSettings, name),
+            default=None,
+            help=f"{helps[name]} (default: {getattr(TrainSettings(), name) if name != 'target_modules' else 'q,v'})",
+        )
+
+
+def _add_generation_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("generation")
+    t = lambda name: _setting_type(GenerationSettings, name)  # noqa: E731
+    group.add_argument("--max-new-tokens", dest="max_new_tokens", type=t("max_new_tokens"), metavar="N", help="most tokens in one answer")
+    group.add_argument("--sample", dest="do_sample", action="store_true", default=None, help="sample instead of greedy decoding")
+    group.add_argument("--temperature", type=t("temperature"), metavar="T", help="sampling temperature")
+    group.add_argument("--top-p", dest="top_p", type=t("top_p"), metavar="P", help="nucleus sampling threshold")
+    group.add_argument("--beams", dest="num_beams", type=t("num_beams"), metavar="N", help="beam search width")
+    group.add_argument("--repetition-penalty", dest="repetition_penalty", type=t("repetition_penalty"), metavar="X", help="penalty for repeated tokens")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lora-chat",
+        description="Fine-tune flan-t5-small with LoRA and chat with the result. With no command, start the app.",
+    )
+    parser.add_argument("--version", action="version", version=f"lora-chat {__version__}")
+    _common_options(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _common_options(common, suppress=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    app = commands.add_parser("app", parents=[common], help="start the app (the same as no command)")
+    app.set_defaults(handler=cmd_app)
+
+    dataset = commands.add_parser("dataset", parents=[common], help="check datasets")
+    dataset_commands = dataset.add_subparsers(dest="dataset_command", metavar="COMMAND", required=True)
+    check = dataset_commands.add_parser("check", parents=[common], help="report on a dataset; exit 0 if it can be trained on, 2 if not")
+    check.add_argument("file", type=Path, help="a .json, .jsonl or .csv file")
+    check.add_argument("--max-input-tokens", type=_setting_type(TrainSettings, "max_input_tokens"), default=None, metavar="N")
+    check.add_argument("--max-output-tokens", type=_setting_type(TrainSettings, "max_output_tokens"), default=None, metavar="N")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.set_defaults(handler=cmd_dataset_check)
+
+    train = commands.add_parser("train", parents=[common], help="train an adapter and add it to the library")
+    train.add_argument("file", type=Path, help="the dataset: a .json, .jsonl or .csv file")
+    train.add_argument("--name", required=True, help="name of the new adapter (letters, digits, '-', '_', '.')")
+    _add_train_options(train)
+    train.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to train (default: auto)")
+    train.add_argument("--events", type=Path, metavar="FILE", help="also write the progress events to this JSONL file")
+    train.set_defaults(handler=cmd_train)
+
+    chat = commands.add_parser("chat", parents=[common], help="chat with the base model plus an adapter, or none")
+    which = chat.add_mutually_exclusive_group()
+    which.add_argument("--adapter", metavar="NAME", help="adapter from the library")
+    which.add_argument("--no-adapter", action="store_true", help="answer with the base model alone")
+    chat.add_argument("--compare", nargs="?", const="", metavar="NAME", help="answer each prompt twice: base (or NAME) beside the adapter")
+    chat.add_argument("--prompt", metavar="TEXT", help="answer this one prompt and exit")
+    chat.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    _add_generation_options(chat)
+    chat.set_defaults(handler=cmd_chat)
+
+    adapters = commands.add_parser("adapters", parents=[common], help="manage the adapter library")
+    adapter_commands = adapters.add_subparsers(dest="adapters_command", metavar="COMMAND", required=True)
+    listing = adapter_commands.add_parser("list", parents=[common], help="list the adapters")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=cmd_adapters_list)
+    show = adapter_commands.add_parser("show", parents=[common], help="show an adapter's metadata")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=cmd_adapters_show)
+    rename = adapter_commands.add_parser("rename", parents=[common], help="rename an adapter")
+    rename.add_argument("old")
+    rename.add_argument("new")
+    rename.set_defaults(handler=cmd_adapters_rename)
+    delete = adapter_commands.add_parser("delete", parents=[common], help="delete an adapter")
+    delete.add_argument("name")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    delete.set_defaults(handler=cmd_adapters_delete)
+    imp = adapter_commands.add_parser("import", parents=[common], help="import a PEFT adapter folder")
+    imp.add_argument("path", type=Path)
+    imp.add_argument("--name", required=True)
+    imp.set_defaults(handler=cmd_adapters_import)
+    export = adapter_commands.add_parser("export", parents=[common], help="export an adapter to a folder or a .zip file")
+    export.add_argument("name")
+    export.add_argument("dest", type=Path)
+    export.set_defaults(handler=cmd_adapters_export)
+    return parser
+
+
+# Helpers ----------------------------------------------------------------------------
+
+
+def _err(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings()
+    for message in settings.warnings:
+        _warn(message)
+    if getattr(args, "base_model", None):
+        settings.base_model = args.base_model
+    return settings
+
+
+def _library():
+    from lora_chat.core.library import AdapterLibrary
+
+    library = AdapterLibrary()
+    removed = library.clean_staging()
+    if removed:
+        _warn(f"removed {len(removed)} unfinished adapter folder(s) left by a stopped run")
+    return library
+
+
+def _fmt_loss(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+
+
+def _fmt_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+# Commands ---------------------------------------------------------------------------
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    from lora_chat.tui.app import run_app
+
+    return run_app(base_model=args.base_model, debug=args.debug)
+
+
+def cmd_dataset_check(args: argparse.Namespace) -> int:
+    from lora_chat.core.dataset import check_dataset, read_dataset
+    from lora_chat.core.errors import ModelNotFoundError
+
+    settings = _settings(args)
+    dataset = read_dataset(args.file)
+    max_in = args.max_input_tokens or settings.train.max_input_tokens
+    max_out = args.max_output_tokens or settings.train.max_output_tokens
+    counter = None
+    try:
+        from lora_chat.core.model import load_tokenizer, token_counter
+
+        counter = token_counter(load_tokenizer(settings.base_model))
+    except ModelNotFoundError as exc:
+        _warn(f"{exc}; token counts are skipped")
+    report = check_dataset(dataset, counter, max_in, max_out)
+
+    if args.json:
+        print(json.dumps({
+            "file": str(args.file),
+            "format": dataset.format,
+            "rows": len(report.rows),
+            "valid_rows": len(report.valid_rows),
+            "notes": dataset.notes,
+            "input_tokens": report.spread("input"),
+            "output_tokens": report.spread("output"),
+            "problems": [{"row": r.row.number, "line": r.row.line, "problems": r.problems} for r in report.rows if r.problems],
+            "trainable": report.trainable,
+        }, indent=2))
+    else:
+        print(f"{args.file} ({dataset.format})")
+        for line in report.summary_lines():
+            print(f"  {line}")
+        problems = report.problem_lines(limit=50)
+        if problems:
+            print("problems (these rows are skipped in training):")
+            for line in problems:
+                print(f"  {line}")
+        print("ready to train" if report.trainable else "cannot be trained on: no valid rows")
+    return 0 if report.trainable else 2
+
+
+class _ProgressPrinter:
+    """Prints training events: one line updated in place on a terminal, plain lines otherwise."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.total = 0
+        self.last_plain = 0.0
+        self.eval_loss: float | None = None
+        self.best_eval: float | None = None
+        self.rising = 0
+        self.width = 0
+
+    def _line(self, text: str) -> None:
+        if self.tty and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.width = 0
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "status":
+            self._line(event["message"])
+        elif kind == "ready":
+            self.total = event["total_steps"]
+            self._line(
+                f"training {event['train_rows']} rows ({event['eval_rows']} held out), {event['epochs']} epochs, "
+                f"{self.total} steps, {event['trainable_parameters']:,} trainable parameters, on {event['device']}"
+            )
+        elif kind == "step":
+            step = event["step"]
+            bar_width = 20
+            filled = int(bar_width * step / max(self.total, 1))
+            text = (
+                f"step {step}/{self.total} [{'#' * filled}{'-' * (bar_width - filled)}] epoch {event['epoch']:.2f} "
+                f"loss {_fmt_loss(event['loss'])} eval {_fmt_loss(self.eval_loss)} "
+                f"{event['samples_per_second'] or 0:.1f} samples/s ETA {_fmt_seconds(event['eta'])}"
+            )
+            if self.tty:
+                self.stream.write("\r" + text.ljust(self.width))
+                self.width = len(text)
+                self.stream.flush()
+            elif step == self.total or step == 1 or time.monotonic() - self.last_plain >= 5:
+                self.last_plain = time.monotonic()
+                self._line(text)
+        elif kind == "eval":
+            self.eval_loss = event["eval_loss"]
+            if self.best_eval is None or self.eval_loss < self.best_eval:
+                self.best_eval, self.rising = self.eval_loss, 0
+            else:
+                self.rising += 1
+            if not self.tty:
+                self._line(f"epoch {event['epoch']}: eval loss {_fmt_loss(self.eval_loss)}")
+        elif kind == "done":
+            if self.tty and self.width:
+                self._line("")
+        elif kind in ("cancelled", "error") and self.tty and self.width:
+            self._line("")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from lora_chat.core.training import train
+
+    settings = _settings(args)
+    values = dataclasses.asdict(settings.train)
+    for f in dataclasses.fields(TrainSettings):
+        if getattr(args, f.name, None) is not None:
+            values[f.name] = getattr(args, f.name)
+    train_settings = TrainSettings(**values)
+    library = _library()
+
+    stop = threading.Event()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nstopping after this step (Ctrl+C again to quit at once)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+    try:
+        result = train(
+            args.file,
+            args.name,
+            train_settings,
+            settings.base_model,
+            report=_ProgressPrinter(),
+            should_stop=stop.is_set,
+            event_log=args.events,
+            library=library,
+            device=args.device,
+        )
+    except TrainingCancelled as exc:
+        _err(str(exc))
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+    print(
+        f"saved adapter {result.adapter.name!r}: final loss {_fmt_loss(result.final_loss)}, "
+        f"eval loss {_fmt_loss(result.final_eval_loss)}, {result.duration_s:.1f} s "
+        f"({result.samples_per_second:.1f} samples/s)"
+    )
+    print(f"chat with it: lora-chat chat --adapter {result.adapter.name}")
+    return 0
+
+
+def _generation(args: argparse.Namespace, settings: Settings) -> GenerationSettings:
+    values = dataclasses.asdict(settings.generation)
+    for f in dataclasses.fields(GenerationSettings):
+        if getattr(args, f.name, None) is not None:
+            values[f.name] = getattr(args, f.name)
+    return GenerationSettings(**values)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from lora_chat.cli_chat import ChatSession
+
+    settings = _settings(args)
+    library = _library()
+    adapter = None if args.no_adapter else args.adapter
+    compare_with: str | None | bool = False
+    if args.compare is not None:
+        if adapter is None:
+            raise InputError("--compare needs --adapter NAME: it answers with the base model (or --compare NAME) beside that adapter")
+        compare_with = args.compare or None
+    session = ChatSession(settings.base_model, library, _generation(args, settings), adapter, compare_with, device=args.device)
+    if args.prompt is not None:
+        return session.one_shot(args.prompt)
+    return session.interactive()
+
+
+def cmd_adapters_list(args: argparse.Namespace) -> int:
+    library = _library()
+    entries = library.list()
+    if args.json:
+        print(json.dumps([_entry_json(e) for e in entries], indent=2, ensure_ascii=False))
+        return 0
+    if not entries:
+        print(f"no adapters yet in {library.root}; train one with: lora-chat train FILE --name NAME")
+        return 0
+    rows = [("NAME", "BASE MODEL", "CREATED", "DATASET", "ROWS", "RANK", "EPOCHS", "LOSS", "EVAL LOSS")]
+    for e in entries:
+        if e.broken:
+            rows.append((e.name, f"BROKEN: {e.problem}", "", "", "", "", "", "", ""))
+            continue
+        m = e.meta
+        s = m.get("settings", {})
+        d = m.get("dataset", {})
+        rows.append((
+            e.name,
+            str(e.base_model or "-"),
+            str(m.get("created", "-"))[:16].replace("T", " "),
+            str(d.get("name", "-")),
+            str(d.get("valid_rows", d.get("rows", "-"))),
+            str(s.get("rank", "-")),
+            str(s.get("epochs", "-")),
+            _fmt_loss(m.get("final_loss")),
+            _fmt_loss(m.get("final_eval_loss")),
+        ))
+    widths = [max(len(r[i]) for r in rows if not r[1].startswith("BROKEN") or i == 0) for i in range(len(rows[0]))]
+    for r in rows:
+        if r[1].startswith("BROKEN"):
+            print(f"{r[0].ljust(widths[0])}  {r[1]}")
+        else:
+            print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def _entry_json(entry: Any) -> dict[str, Any]:
+    data = {"name": entry.name, "path": str(entry.path), "broken": entry.broken, "problem": entry.problem, "base_model": entry.base_model}
+    data["metadata"] = entry.meta
+    return data
+
+
+def cmd_adapters_show(args: argparse.Namespace) -> int:
+    entry = _library().get(args.name)
+    if args.json:
+        print(json.dumps(_entry_json(entry), indent=2, ensure_ascii=False))
+        return 0
+    m = entry.meta
+    print(f"name:        {entry.name}")
+    print(f"path:        {entry.path}")
+    if entry.broken:
+        print(f"BROKEN:      {entry.problem}")
+    print(f"base model:  {entry.base_model or '-'}")
+    print(f"method:      {entry.method}")
+    print(f"created:     {m.get('created', '-')}")
+    d = m.get("dataset") or {}
+    if d:
+        print(f"dataset:     {d.get('name')} ({d.get('valid_rows', d.get('rows'))} rows, hash {d.get('content_hash')})")
+    for key, value in (m.get("settings") or {}).items():
+        print(f"  {key.replace('_', '-'):<18} {value}")
+    if "final_loss" in m:
+        print(f"final loss:  {_fmt_loss(m.get('final_loss'))}   eval loss: {_fmt_loss(m.get('final_eval_loss'))}")
+    if "duration_s" in m:
+        print(f"trained in:  {m['duration_s']} s on {m.get('device')} ({m.get('samples_per_second')} samples/s)")
+    if m.get("imported_from"):
+        print(f"imported from: {m['imported_from']}")
+    if m.get("versions"):
+        print("versions:    " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
+    history = [h["loss"] for h in m.get("loss_history", [])]
+    if history:
+        from lora_chat.core.sparkline import sparkline
+
+        print(f"loss curve:  {sparkline(history, 60)}")
+    return 0
+
+
+def cmd_adapters_rename(args: argparse.Namespace) -> int:
+    entry = _library().rename(args.old, args.new)
+    print(f"renamed {args.old!r} to {entry.name!r}")
+    return 0
+
+
+def cmd_adapters_delete(args: argparse.Namespace) -> int:
+    library = _library()
+    entry = library.get(args.name)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise InputError(f"deleting {args.name!r} needs confirmation; add --yes to delete without asking")
+        reply = input(f"delete adapter {entry.name!r} ({entry.path})? [y/N] ").strip().lower()
+        if reply not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    library.delete(args.name)
+    print(f"deleted {args.name!r}")
+    return 0
+
+
+def cmd_adapters_import(args: argparse.Namespace) -> int:
+    entry = _library().import_folder(args.path, args.name)
+    print(f"imported {args.path} as {entry.name!r}" + (f" (base model {entry.base_model})" if entry.base_model else ""))
+    return 0
+
+
+def cmd_adapters_export(args: argparse.Namespace) -> int:
+    dest = _library().export(args.name, args.dest)
+    print(f"exported {args.name!r} to {dest}")
+    return 0
+
+
+# Entry point ------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    if getattr(args, "base_model", None) is None:
+        args.base_model = None
+
+    from lora_chat.core.logs import setup_logging
+
+    if debug:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.DEBUG)
+        setup_logging(logging.DEBUG, handler)
+    else:
+        setup_logging()
+
+    handler_fn = getattr(args, "handler", cmd_app)
+    try:
+        return handler_fn(args)
+    except LoraChatError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        log.info("command failed: %s", exc)
+        _err(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        log.exception("unexpected failure")
+        if debug:
+            raise
+        from lora_chat.core import paths
+
+        _err(f"unexpected failure: {type(exc).__name__}: {exc}; the log {paths.log_file()} has the details, or run again with --debug")
+        return 1

@@ -1,0 +1,355 @@
+"""The adapter library: one folder per adapter under the data directory.
+
+An adapter folder holds the PEFT files (``adapter_config.json`` and the weights) and
+``lora_chat.json`` with what lora-chat knows of it. New adapters are written into a
+``.staging-*`` folder and renamed into place in one step, so a folder without the dot
+is always complete. Renames and deletes take a file lock, so two copies of the app
+cannot interleave them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import re
+import shutil
+import struct
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from lora_chat.core import paths
+from lora_chat.core.errors import (
+    AdapterError,
+    AdapterNameError,
+    AdapterNotFoundError,
+    InputError,
+    LibraryBusyError,
+    LoraChatError,
+)
+
+log = logging.getLogger(__name__)
+
+METADATA_FILE = "lora_chat.json"
+CONFIG_FILE = "adapter_config.json"
+WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+STAGING_PREFIX = ".staging-"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Names Windows reserves for devices, and "none", which chat uses for the base model.
+RESERVED_NAMES = {"con", "prn", "aux", "nul", "none", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it can name an adapter, else raise AdapterNameError saying why."""
+    if not name:
+        raise AdapterNameError("adapter name is empty; use letters, digits, '-', '_' and '.'")
+    if "/" in name or "\\" in name:
+        raise AdapterNameError(f"adapter name {name!r} contains a path separator; use letters, digits, '-', '_' and '.'")
+    if len(name) > 64:
+        raise AdapterNameError(f"adapter name is {len(name)} characters long; the maximum is 64")
+    if name in (".", "..") or name.startswith("."):
+        raise AdapterNameError(f"adapter name {name!r} must not start with '.'")
+    if not NAME_PATTERN.match(name):
+        raise AdapterNameError(f"adapter name {name!r} contains characters other than letters, digits, '-', '_' and '.'")
+    if name.split(".")[0].lower() in RESERVED_NAMES:
+        raise AdapterNameError(f"adapter name {name!r} is reserved; choose another name")
+    return name
+
+
+def check_safetensors(path: Path) -> None:
+    """Raise AdapterError when a safetensors file is cut off or its header is corrupt."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise AdapterError(f"{path} is cut off ({size} bytes)")
+            (header_len,) = struct.unpack("<Q", head)
+            if header_len > size - 8:
+                raise AdapterError(f"{path} is cut off: its header says {header_len} bytes, the file has {size}")
+            header = json.loads(fh.read(header_len))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise AdapterError(f"{path} is not a valid safetensors file ({exc})") from None
+    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    if 8 + header_len + end > size:
+        raise AdapterError(f"{path} is cut off: {8 + header_len + end} bytes expected, {size} found")
+
+
+def adapter_files_problem(folder: Path) -> str | None:
+    """Return why ``folder`` is not a usable PEFT adapter, or None when it looks complete."""
+    config = folder / CONFIG_FILE
+    if not config.is_file():
+        return f"missing {CONFIG_FILE}"
+    try:
+        json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"{CONFIG_FILE} is not valid JSON ({exc})"
+    weights = [folder / name for name in WEIGHT_FILES if (folder / name).is_file()]
+    if not weights:
+        return "missing adapter weights (adapter_model.safetensors)"
+    if weights[0].suffix == ".safetensors":
+        try:
+            check_safetensors(weights[0])
+        except AdapterError as exc:
+            return str(exc).replace(str(weights[0]), weights[0].name)
+    return None
+
+
+@dataclass
+class AdapterEntry:
+    """One folder of the library: its metadata, or why it is broken."""
+
+    name: str
+    path: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+    problem: str | None = None
+
+    @property
+    def broken(self) -> bool:
+        return self.problem is not None
+
+    @property
+    def base_model(self) -> str | None:
+        base = self.meta.get("base_model")
+        if isinstance(base, dict):
+            return base.get("name")
+        if base:
+            return str(base)
+        try:
+            return json.loads((self.path / CONFIG_FILE).read_text()).get("base_model_name_or_path")
+        except (OSError, ValueError):
+            return None
+
+    @property
+    def method(self) -> str:
+        return str(self.meta.get("method") or self.meta.get("settings", {}).get("method") or "lora")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class AdapterLibrary:
+    """The adapters under ``root`` (by default ``<data dir>/adapters``)."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root else paths.adapters_dir()
+
+    def ensure_root(self) -> Path:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LoraChatError(f"cannot create the adapter library at {self.root} ({exc.strerror or exc}); set LORA_CHAT_HOME to a writable folder") from None
+        if not os.access(self.root, os.W_OK):
+            raise LoraChatError(f"the adapter library {self.root} is read-only; set LORA_CHAT_HOME to a writable folder")
+        return self.root
+
+    @contextlib.contextmanager
+    def lock(self, timeout: float = 5.0) -> Iterator[None]:
+        """Hold the library lock; raise LibraryBusyError if another process keeps it past ``timeout``."""
+        import fcntl
+
+        self.ensure_root()
+        with open(self.root / ".lock", "a+") as fh:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
+                        raise LibraryBusyError(
+                            "another lora-chat process is changing the adapter library; try again in a moment"
+                        ) from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _entry(self, folder: Path) -> AdapterEntry:
+        meta: dict[str, Any] = {}
+        problem = adapter_files_problem(folder)
+        meta_path = folder / METADATA_FILE
+        if meta_path.is_file():
+            try:
+                loaded = json.loads(meta_path.read_text(encoding="utf-8"))
+                meta = loaded if isinstance(loaded, dict) else {}
+                if not isinstance(loaded, dict):
+                    problem = problem or f"{METADATA_FILE} is not a JSON object"
+            except (OSError, ValueError) as exc:
+                problem = problem or f"{METADATA_FILE} is not valid JSON ({exc})"
+        return AdapterEntry(folder.name, folder, meta, problem)
+
+    def list(self) -> list[AdapterEntry]:
+        """List every adapter folder, broken ones included, sorted by name."""
+        if not self.root.is_dir():
+            return []
+        entries = []
+        for folder in sorted(self.root.iterdir(), key=lambda p: p.name.lower()):
+            if folder.name.startswith(".") or not folder.is_dir():
+                continue
+            entries.append(self._entry(folder))
+        return entries
+
+    def names(self) -> list[str]:
+        return [e.name for e in self.list()]
+
+    def get(self, name: str) -> AdapterEntry:
+        folder = self.root / name
+        if "/" in name or "\\" in name or name.startswith(".") or not folder.is_dir():
+            known = ", ".join(self.names()) or "the library is empty"
+            raise AdapterNotFoundError(f"no adapter named {name!r} (adapters: {known}); see 'lora-chat adapters list'")
+        return self._entry(folder)
+
+    def check_new_name(self, name: str) -> str:
+        validate_name(name)
+        if (self.root / name).exists():
+            raise AdapterNameError(f"an adapter named {name!r} already exists; choose another name or delete it first")
+        return name
+
+    # Staging --------------------------------------------------------------------------
+
+    def new_staging(self) -> Path:
+        """Create an empty staging folder that a crash leaves hidden from :meth:`list`."""
+        self.ensure_root()
+        folder = self.root / f"{STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        folder.mkdir()
+        return folder
+
+    def commit_staging(self, staging: Path, name: str) -> AdapterEntry:
+        """Rename a finished staging folder to ``name`` in one step."""
+        with self.lock():
+            self.check_new_name(name)
+            os.rename(staging, self.root / name)
+        return self.get(name)
+
+    def clean_staging(self) -> list[Path]:
+        """Remove staging folders left by processes that are gone; return what was removed."""
+        removed = []
+        if not self.root.is_dir():
+            return removed
+        for folder in self.root.glob(f"{STAGING_PREFIX}*"):
+            pid_text = folder.name[len(STAGING_PREFIX) :].split("-")[0]
+            if pid_text.isdigit() and _pid_alive(int(pid_text)) and int(pid_text) != os.getpid():
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info("removed leftover staging folder %s", folder)
+            removed.append(folder)
+        return removed
+
+    # Changes --------------------------------------------------------------------------
+
+    def rename(self, old: str, new: str) -> AdapterEntry:
+        with self.lock():
+            entry = self.get(old)
+            self.check_new_name(new)
+            os.rename(entry.path, self.root / new)
+            renamed = self._entry(self.root / new)
+            if renamed.meta:
+                renamed.meta["name"] = new
+                self.write_metadata(renamed.path, renamed.meta)
+        return renamed
+
+    def delete(self, name: str) -> None:
+        """Delete an adapter folder: first rename it to a hidden name, then remove it."""
+        with self.lock():
+            entry = self.get(name)
+            trash = self.root / f"{STAGING_PREFIX}{os.getpid()}-deleted-{uuid.uuid4().hex[:8]}"
+            os.rename(entry.path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        if trash.exists():  # pragma: no cover - rmtree failures are left for clean_staging
+            log.warning("could not remove all of %s; it will be removed at the next start", trash)
+
+    def write_metadata(self, folder: Path, meta: dict[str, Any]) -> None:
+        from lora_chat.core.fileio import atomic_write_text
+
+        atomic_write_text(folder / METADATA_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+
+    def import_folder(self, source: Path, name: str) -> AdapterEntry:
+        """Copy the adapter files of a PEFT folder (or Trainer checkpoint) into the library."""
+        source = Path(source).expanduser()
+        validate_name(name)
+        if not source.is_dir():
+            raise InputError(f"{source} is not a folder; give the folder that holds {CONFIG_FILE}")
+        if not (source / CONFIG_FILE).is_file():
+            checkpoints = sorted(
+                (p for p in source.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+                key=lambda p: int(p.name.split("-")[-1]),
+            )
+            if checkpoints:
+                last = checkpoints[-1]
+                raise InputError(
+                    f"{source} holds Trainer checkpoints but no {CONFIG_FILE}; import the last one with: "
+                    f"lora-chat adapters import {last} --name {name}"
+                )
+            raise InputError(f"{source} has no {CONFIG_FILE}; give a folder saved by peft's save_pretrained")
+        problem = adapter_files_problem(source)
+        if problem:
+            raise AdapterError(f"{source} cannot be imported: {problem}")
+
+        config = json.loads((source / CONFIG_FILE).read_text(encoding="utf-8"))
+        self.check_new_name(name)
+        staging = self.new_staging()
+        try:
+            for file_name in (CONFIG_FILE, *WEIGHT_FILES, METADATA_FILE):
+                if (source / file_name).is_file():
+                    shutil.copy2(source / file_name, staging / file_name)
+            meta: dict[str, Any] = {}
+            if (staging / METADATA_FILE).is_file():
+                try:
+                    meta = json.loads((staging / METADATA_FILE).read_text(encoding="utf-8"))
+                except ValueError:
+                    meta = {}
+            meta.update(
+                name=name,
+                imported_from=str(source.resolve()),
+                imported=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            )
+            meta.setdefault("created", meta["imported"])
+            meta.setdefault("base_model", {"name": config.get("base_model_name_or_path")})
+            meta.setdefault("method", str(config.get("peft_type", "LORA")).lower().replace("_", "-"))
+            self.write_metadata(staging, meta)
+            return self.commit_staging(staging, name)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def export(self, name: str, dest: Path) -> Path:
+        """Copy an adapter to a folder, or to a .zip file when ``dest`` ends in .zip."""
+        entry = self.get(name)
+        if entry.broken:
+            raise AdapterError(f"adapter {name!r} is broken ({entry.problem}); it cannot be exported")
+        dest = Path(dest).expanduser()
+        files = [p for p in sorted(entry.path.iterdir()) if p.is_file()]
+        try:
+            if dest.suffix.lower() == ".zip":
+                if dest.exists():
+                    raise InputError(f"{dest} already exists; choose another file name")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+                with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+                    for path in files:
+                        archive.write(path, f"{name}/{path.name}")
+                os.replace(tmp, dest)
+                return dest
+            target = dest / name if dest.is_dir() else dest
+            if target.exists():
+                raise InputError(f"{target} already exists; choose another destination")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(entry.path, target)
+            return target
+        except OSError as exc:
+            raise LoraChatError(f"cannot export to {dest} ({exc.strerror or exc})") from None

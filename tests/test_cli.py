@@ -1,0 +1,90 @@
+import json
+
+import pytest
+
+from lora_chat.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_dataset_check_ok(capsys, sample, tiny_model):
+    code, out, err = run(capsys, "dataset", "check", str(sample / "greetings.jsonl"), "--base-model", str(tiny_model))
+    assert code == 0
+    assert "32 rows, 32 valid" in out
+    assert "input tokens: min" in out
+
+
+def test_dataset_check_no_valid_rows_exits_2(capsys, tmp_path, tiny_model):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"input": "", "output": "x"}\n')
+    code, out, err = run(capsys, "dataset", "check", str(path), "--base-model", str(tiny_model))
+    assert code == 2
+    assert "row 1 (line 1): input is empty" in out
+
+
+def test_broken_dataset_one_line_error(capsys, tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text("[{")
+    code, out, err = run(capsys, "dataset", "check", str(path))
+    assert code == 2
+    assert err.startswith(f"error: {path}: invalid JSON at line 1")
+    assert "Traceback" not in err
+    assert err.count("\n") == 1
+
+
+def test_missing_model_is_one_sentence(capsys, sample):
+    code, out, err = run(capsys, "chat", "--prompt", "hi", "--base-model", "google/flan-t5-small")
+    assert code == 1
+    assert "error: base model google/flan-t5-small is not in the Hugging Face cache" in err
+    assert "--base-model" in err
+    assert "Traceback" not in err
+
+
+def test_train_rejects_bad_option_with_exit_2(capsys, sample):
+    with pytest.raises(SystemExit) as info:
+        main(["train", str(sample / "greetings.jsonl"), "--name", "x", "--rank", "0"])
+    assert info.value.code == 2
+    assert "rank: 0 is out of range" in capsys.readouterr().err
+
+
+def test_train_rejects_bad_name_before_loading(capsys, sample):
+    code, out, err = run(capsys, "train", str(sample / "greetings.jsonl"), "--name", "../evil", "--base-model", "/nonexistent")
+    assert code == 2
+    assert "path separator" in err
+
+
+def test_train_unknown_target_module_lists_names(capsys, sample, tiny_model):
+    code, out, err = run(capsys, "train", str(sample / "greetings.jsonl"), "--name", "x", "--target-modules", "q_proj", "--base-model", str(tiny_model))
+    assert code == 2
+    assert "target-modules: q_proj match no layer" in err
+    assert "q, v, wi_0, wi_1, wo" in err
+
+
+def test_adapters_list_empty(capsys):
+    code, out, err = run(capsys, "adapters", "list")
+    assert code == 0
+    assert "no adapters yet" in out
+    code, out, err = run(capsys, "adapters", "list", "--json")
+    assert json.loads(out) == []
+
+
+def test_unknown_adapter_exit_2(capsys):
+    code, out, err = run(capsys, "adapters", "show", "nope")
+    assert code == 2
+    assert "no adapter named 'nope'" in err
+
+
+def test_delete_without_yes_off_terminal(capsys, monkeypatch, tmp_path):
+    from tests.test_library import make_adapter
+    from lora_chat.core import paths
+
+    make_adapter(paths.adapters_dir() / "a")
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    code, out, err = run(capsys, "adapters", "delete", "a")
+    assert code == 2
+    assert "--yes" in err
+    assert (paths.adapters_dir() / "a").exists()
