@@ -1,0 +1,16 @@
+"""The Train screen."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+
+class TrainScreen(Screen):
+    # TODO: build this screen (placeholder so the app shell runs)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Train")
+        yield Footer()
