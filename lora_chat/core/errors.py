@@ -57,3 +57,19 @@ class DiskSpaceError(LoraChatError):
 
 class LibraryBusyError(LoraChatError):
     """Another lora-chat process holds the library lock."""
+
+
+class HistoryError(LoraChatError):
+    """The conversation history database cannot be read or written."""
+
+
+class HistoryDamagedError(HistoryError):
+    """The history database file is not a valid SQLite database or fails its integrity check."""
+
+
+class HistoryVersionError(HistoryError):
+    """The history database was written by a newer lora-chat with a schema this version cannot read."""
+
+
+class ConversationNotFoundError(InputError):
+    """No saved conversation has that id."""
