@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Iterable
+from pathlib import Path
+from typing import Iterable, Iterator
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
+from lora_chat.core import paths
+from lora_chat.core.errors import LoraChatError
 from lora_chat.core.settings import Settings, load_settings
+from lora_chat.tui.log_handler import AppLogHandler, LogLineAdded
 from lora_chat.tui.screens.adapters import AdaptersScreen
 from lora_chat.tui.screens.chat import ChatScreen
 from lora_chat.tui.screens.datasets import DatasetsScreen
+from lora_chat.tui.screens.log import LogScreen
 from lora_chat.tui.screens.train import TrainScreen
+from lora_chat.tui.widgets.dialogs import ConfirmDialog, ErrorDialog
 
 log = logging.getLogger(__name__)
+
+# Mode name, screen title and key, in the order of the footer.
+SCREENS = (("datasets", "Datasets", "f1"), ("train", "Train", "f2"), ("adapters", "Adapters", "f3"), ("chat", "Chat", "f4"))
 
 
 class LoraChatApp(App[int]):
@@ -23,38 +35,143 @@ class LoraChatApp(App[int]):
 
     CSS_PATH = "app.tcss"
     TITLE = "lora-chat"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     MODES = {"datasets": DatasetsScreen, "train": TrainScreen, "adapters": AdaptersScreen, "chat": ChatScreen}
     BINDINGS = [
-        Binding("f1", "switch_mode('datasets')", "Datasets"),
-        Binding("f2", "switch_mode('train')", "Train"),
-        Binding("f3", "switch_mode('adapters')", "Adapters"),
-        Binding("f4", "switch_mode('chat')", "Chat"),
+        *(Binding(key, f"switch_mode('{mode}')", title, priority=True) for mode, title, key in SCREENS),
+        Binding("ctrl+l", "show_log", "Log"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    def __init__(self, base_model: str | None = None, settings: Settings | None = None) -> None:
+    def __init__(self, base_model: str | None = None, settings: Settings | None = None, debug: bool = False) -> None:
         super().__init__()
         self.settings = settings or load_settings()
         if base_model:
             self.settings.base_model = base_model
         self.base_model = self.settings.base_model
         self.current_adapter: str | None = None
+        self.debug_mode = debug
+        self.log_handler = AppLogHandler(self)
+
+    # Start and stop -----------------------------------------------------------------
 
     def on_mount(self) -> None:
+        logging.getLogger().addHandler(self.log_handler)
         self.update_subtitle()
         self.switch_mode("datasets")
+        for warning in self.settings.warnings:
+            self.notify(warning, title="Settings", severity="warning", timeout=10)
+
+    def on_unmount(self) -> None:
+        logging.getLogger().removeHandler(self.log_handler)
 
     def update_subtitle(self) -> None:
         self.sub_title = f"base {self.base_model} · adapter {self.current_adapter or 'none'}"
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for mode, title in (("datasets", "Datasets"), ("train", "Train"), ("adapters", "Adapters"), ("chat", "Chat")):
-            yield SystemCommand(f"Go to {title}", f"Open the {title} screen", lambda m=mode: self.switch_mode(m))
+        for mode, title, key in SCREENS:
+            yield SystemCommand(f"Go to {title}", f"Open the {title} screen ({key.upper()})", lambda m=mode: self.switch_mode(m))
+        yield SystemCommand("Show log", "Show this session's log records (ctrl+l)", self.action_show_log)
+        # A screen offers its own commands through palette_commands().
+        palette_commands = getattr(screen, "palette_commands", None)
+        if palette_commands is not None:
+            yield from palette_commands()
+
+    async def edit_dataset_row(self, path: Path, row_number: int) -> None:
+        """Switch to the Datasets screen and open row ``row_number`` (from 1) of ``path`` in the editor."""
+        await self.switch_mode("datasets")
+        self.get_screen_stack("datasets")[0].open_row(path, row_number)
+
+    # Quitting -----------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        self.quit_after_confirm()
+
+    @work(name="quit", group="quit", exclusive=True, exit_on_error=False)
+    async def quit_after_confirm(self) -> None:
+        if await self.confirm_quit():
+            self.exit(0)
+
+    def quit_blockers(self) -> list[str]:
+        """Collect ``quit_blockers()`` from every screen that has been opened."""
+        blockers: list[str] = []
+        for mode in self.MODES:
+            try:
+                stack = self.get_screen_stack(mode)
+            except KeyError:
+                continue
+            for screen in stack:
+                method = getattr(screen, "quit_blockers", None)
+                if method is not None:
+                    blockers.extend(method())
+        return blockers
+
+    async def confirm_quit(self) -> bool:
+        """Return whether to quit, asking first when a screen has something to lose.
+
+        It waits on a dialog, so call it from a worker.
+        """
+        blockers = self.quit_blockers()
+        if not blockers:
+            return True
+        question = "\n".join(f"• {line}" for line in blockers) + "\n\nQuit anyway?"
+        return bool(await self.push_screen_wait(ConfirmDialog(question, title="Quit lora-chat?", confirm_label="Quit", danger=True)))
+
+    # Errors -------------------------------------------------------------------------
+
+    def show_error(self, error: BaseException | str, title: str = "Error") -> None:
+        """Show an error in a dialog; an unexpected exception is logged with its traceback."""
+        if isinstance(error, str):
+            message = error
+        elif isinstance(error, LoraChatError):
+            message = str(error)
+            log.info("%s: %s", title, error)
+        else:
+            log.error("%s: unexpected %s", title, type(error).__name__, exc_info=error)
+            message = (
+                f"Unexpected {type(error).__name__}: {error}\n\n"
+                f"The log file {paths.log_file()} has the details (ctrl+l shows the recent log)."
+            )
+        self.push_screen(ErrorDialog(message, title=title))
+
+    @contextlib.contextmanager
+    def errors_shown(self, title: str = "Error") -> Iterator[None]:
+        """Show a LoraChatError raised in the block in a dialog instead of letting it stop the app."""
+        try:
+            yield
+        except LoraChatError as exc:
+            self.show_error(exc, title=title)
+
+    def report_worker_state(self, worker: Worker) -> None:
+        """Turn a failed worker into an error dialog; the one place that does so."""
+        if worker.state is not WorkerState.ERROR or worker.error is None:
+            return
+        if self.debug_mode and not isinstance(worker.error, LoraChatError):
+            raise worker.error
+        self.show_error(worker.error, title=f"{worker.name} failed" if worker.name else "Error")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        self.report_worker_state(event.worker)
+
+    # Log view -----------------------------------------------------------------------
+
+    def action_show_log(self) -> None:
+        if isinstance(self.screen, LogScreen):
+            self.screen.dismiss(None)
+            return
+        self.push_screen(LogScreen(self.log_handler.lines))
+
+    def on_log_line_added(self, message: LogLineAdded) -> None:
+        if isinstance(self.screen, LogScreen):
+            self.screen.add_line(message.line, message.levelno)
 
 
 def run_app(base_model: str | None = None, debug: bool = False) -> int:
     """Run the app in the terminal; return the exit code."""
-    app = LoraChatApp(base_model=base_model)
+    from lora_chat.core.logs import setup_logging
+
+    setup_logging(logging.DEBUG if debug else logging.INFO)
+    app = LoraChatApp(base_model=base_model, debug=debug)
     result = app.run()
     return result or 0
