@@ -109,9 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--no-adapter", action="store_true", help="answer with the base model alone")
     chat.add_argument("--compare", nargs="?", const="", metavar="NAME", help="answer each prompt twice: base (or NAME) beside the adapter")
     chat.add_argument("--prompt", metavar="TEXT", help="answer this one prompt and exit")
+    chat.add_argument("--resume", type=int, metavar="ID", help="continue saved conversation ID (with its adapter unless --adapter or --no-adapter is given)")
     chat.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     _add_generation_options(chat)
     chat.set_defaults(handler=cmd_chat)
+
+    _add_history_commands(commands, common)
 
     adapters = commands.add_parser("adapters", parents=[common], help="manage the adapter library")
     adapter_commands = adapters.add_subparsers(dest="adapters_command", metavar="COMMAND", required=True)
@@ -139,6 +142,30 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("dest", type=Path)
     export.set_defaults(handler=cmd_adapters_export)
     return parser
+
+
+def _add_history_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    history = commands.add_parser("history", parents=[common], help="list, show, export and delete saved conversations")
+    history_commands = history.add_subparsers(dest="history_command", metavar="COMMAND", required=True)
+    listing = history_commands.add_parser("list", parents=[common], help="list saved conversations, newest first")
+    listing.add_argument("--search", metavar="TEXT", help="keep conversations whose title, prompts or answers contain TEXT")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=cmd_history_list)
+    show = history_commands.add_parser("show", parents=[common], help="print a conversation")
+    show.add_argument("id", type=int, metavar="ID")
+    show.set_defaults(handler=cmd_history_show)
+    export = history_commands.add_parser("export", parents=[common], help="write a conversation to FILE (.md for Markdown, .json for JSON)")
+    export.add_argument("id", type=int, metavar="ID")
+    export.add_argument("file", type=Path, metavar="FILE")
+    export.set_defaults(handler=cmd_history_export)
+    rename = history_commands.add_parser("rename", parents=[common], help="give a conversation a new title")
+    rename.add_argument("id", type=int, metavar="ID")
+    rename.add_argument("title", metavar="TITLE")
+    rename.set_defaults(handler=cmd_history_rename)
+    delete = history_commands.add_parser("delete", parents=[common], help="delete a conversation")
+    delete.add_argument("id", type=int, metavar="ID")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    delete.set_defaults(handler=cmd_history_delete)
 
 
 # Helpers ----------------------------------------------------------------------------
@@ -361,10 +388,134 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if adapter is None:
             raise InputError("--compare needs --adapter NAME: it answers with the base model (or --compare NAME) beside that adapter")
         compare_with = args.compare or None
-    session = ChatSession(settings.base_model, library, _generation(args, settings), adapter, compare_with, device=args.device)
-    if args.prompt is not None:
-        return session.one_shot(args.prompt)
-    return session.interactive()
+    base_model = settings.base_model
+    if args.resume is not None:
+        from lora_chat.core.history import HistoryStore
+
+        history = HistoryStore()
+        conversation = history.get(args.resume)
+        base_model = args.base_model or conversation.base_model
+        if args.adapter is None and not args.no_adapter:
+            adapter = _resume_adapter(conversation, library)
+    else:
+        history = _open_history()
+    session = ChatSession(base_model, library, _generation(args, settings), adapter, compare_with, device=args.device, history=history)
+    try:
+        if args.resume is not None:
+            session.resume(conversation)
+        if args.prompt is not None:
+            return session.one_shot(args.prompt)
+        return session.interactive()
+    finally:
+        if history is not None:
+            history.close()
+
+
+def _open_history() -> Any:
+    """Open the history store, or warn and return None so chat still works when it cannot be used."""
+    from lora_chat.core.errors import HistoryError
+    from lora_chat.core.history import HistoryStore
+
+    try:
+        return HistoryStore()
+    except HistoryError as exc:
+        _warn(f"{exc}; this chat will not be saved")
+        return None
+
+
+def _resume_adapter(conversation: Any, library: Any) -> str | None:
+    """Pick the adapter a resumed conversation continues with: its own, if it still exists."""
+    name = conversation.adapter
+    if name is None:
+        return None
+    if conversation.adapter_deleted or name not in library.names():
+        raise InputError(
+            f"conversation {conversation.id} used adapter {name!r}, which has been deleted; "
+            f"continue it with --adapter NAME or --no-adapter"
+        )
+    return name
+
+
+def _print_conversation(conversation: Any) -> None:
+    from lora_chat.core.history import local_time
+
+    adapter = conversation.adapter or "none (base model)"
+    if conversation.adapter_deleted:
+        adapter += " (deleted)"
+    print(f"conversation {conversation.id}: {conversation.title}")
+    print(f"base model: {conversation.base_model}   adapter: {adapter}")
+    print(f"started {local_time(conversation.created)}, updated {local_time(conversation.updated)}, {len(conversation.turns)} turn(s)")
+    for turn in conversation.turns:
+        print()
+        print(f"you> {turn.prompt}")
+        for answer in turn.answers:
+            notes = [note for note, on in (("cut by the token limit", answer.cut), ("stopped", answer.stopped)) if on]
+            prefix = f"[{answer.label}] " if len(turn.answers) > 1 or answer.adapter != conversation.adapter else ""
+            print(prefix + answer.text + (f"  ({', '.join(notes)})" if notes else ""))
+
+
+def cmd_history_list(args: argparse.Namespace) -> int:
+    from lora_chat.core.history import HistoryStore, local_time
+
+    with HistoryStore() as history:
+        conversations = history.list_conversations(args.search)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(c) for c in conversations], indent=2, ensure_ascii=False))
+        return 0
+    if not conversations:
+        print("no conversations match" if args.search else "no saved conversations yet; start one with: lora-chat chat")
+        return 0
+    rows = [("ID", "UPDATED", "ADAPTER", "TURNS", "TITLE")]
+    for c in conversations:
+        rows.append((str(c.id), local_time(c.updated), c.adapter_label, str(c.turn_count), c.title or c.first_prompt))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r[:4], widths)) + "  " + r[4])
+    return 0
+
+
+def cmd_history_show(args: argparse.Namespace) -> int:
+    from lora_chat.core.history import HistoryStore
+
+    with HistoryStore() as history:
+        _print_conversation(history.get(args.id))
+    return 0
+
+
+def cmd_history_export(args: argparse.Namespace) -> int:
+    from lora_chat.core.history import HistoryStore
+
+    with HistoryStore() as history:
+        path = history.export(args.id, args.file)
+    print(f"exported conversation {args.id} to {path}")
+    return 0
+
+
+def cmd_history_rename(args: argparse.Namespace) -> int:
+    from lora_chat.core.history import HistoryStore
+
+    with HistoryStore() as history:
+        history.rename(args.id, args.title)
+        title = history.get(args.id).title
+    print(f"conversation {args.id} is now titled {title!r}")
+    return 0
+
+
+def cmd_history_delete(args: argparse.Namespace) -> int:
+    from lora_chat.core.history import HistoryStore
+
+    with HistoryStore() as history:
+        conversation = history.get(args.id)
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise InputError(f"deleting conversation {args.id} needs confirmation; add --yes to delete without asking")
+            reply = input(f"delete conversation {args.id} ({conversation.title!r}, {len(conversation.turns)} turns)? [y/N] ").strip().lower()
+            if reply not in ("y", "yes"):
+                print("nothing deleted")
+                return 1
+        history.delete(args.id)
+    print(f"deleted conversation {args.id}")
+    return 0
 
 
 def cmd_adapters_list(args: argparse.Namespace) -> int:
@@ -462,7 +613,23 @@ def cmd_adapters_delete(args: argparse.Namespace) -> int:
             return 1
     library.delete(args.name)
     print(f"deleted {args.name!r}")
+    _mark_history_adapter_deleted(args.name)
     return 0
+
+
+def _mark_history_adapter_deleted(name: str) -> None:
+    """Mark saved conversations made with adapter ``name``; the adapter is already gone, so only warn on failure."""
+    from lora_chat.core.errors import HistoryError
+    from lora_chat.core.history import HistoryStore
+
+    try:
+        with HistoryStore() as history:
+            marked = history.mark_adapter_deleted(name)
+    except HistoryError as exc:
+        _warn(f"{exc}; saved conversations with {name!r} were not marked as made with a deleted adapter")
+        return
+    if marked:
+        print(f"{marked} saved conversation(s) with {name!r} are kept and marked as made with a deleted adapter")
 
 
 def cmd_adapters_import(args: argparse.Namespace) -> int:

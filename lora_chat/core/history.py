@@ -525,7 +525,6 @@ def conversation_markdown(conversation: Conversation) -> str:
         f"- updated: {conversation.updated}",
         "",
     ]
-    compare = any(len(turn.answers) > 1 for turn in conversation.turns)
     for turn in conversation.turns:
         lines += [f"**You:** {turn.prompt}", ""]
         for answer in turn.answers:
@@ -535,8 +534,7 @@ def conversation_markdown(conversation: Conversation) -> str:
             if answer.stopped:
                 notes.append("stopped")
             suffix = f" *({', '.join(notes)})*" if notes else ""
-            who = answer.label if compare or answer.adapter_deleted or answer.adapter != conversation.adapter else "Answer"
-            lines += [f"**{who}:** {answer.text}{suffix}", ""]
+            lines += [f"**{answer.label}:** {answer.text}{suffix}", ""]
     return "\n".join(lines)
 
 
