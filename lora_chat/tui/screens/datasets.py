@@ -171,8 +171,7 @@ class DatasetsScreen(LoraScreen):
         if not files:
             option_list.add_option(Option("(none yet: press n)", id="", disabled=True))
         ids = [str(path) for path in files]
-        if highlighted in ids:
-            option_list.highlighted = ids.index(highlighted)
+        option_list.highlighted = ids.index(highlighted) if highlighted in ids else 0
 
     @on(OptionList.OptionSelected, "#dataset-list")
     def library_dataset_selected(self, event: OptionList.OptionSelected) -> None:
