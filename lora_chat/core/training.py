@@ -12,6 +12,7 @@ JSONL event log that another process (the TUI) can follow.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import math
@@ -191,14 +192,21 @@ def prepare_dataset(
 
     dataset = source if isinstance(source, Dataset) else read_dataset(source)
     report = check_dataset(dataset, token_counter(tokenizer), settings.max_input_tokens, settings.max_output_tokens)
-    if not report.trainable:
-        problems = report.problem_lines(limit=3)
-        raise DatasetError(
-            f"{dataset.path or dataset.name}: no valid rows to train on ({len(report.rows)} rows, all with problems: "
-            + "; ".join(problems)
-            + "); fix them with 'lora-chat dataset check'"
-        )
+    require_valid_rows(report)
     return dataset, report
+
+
+def require_valid_rows(report: DatasetReport) -> None:
+    """Raise DatasetError naming the first problems when no row of ``report`` can be trained on."""
+    if report.trainable:
+        return
+    dataset = report.dataset
+    problems = report.problem_lines(limit=3)
+    raise DatasetError(
+        f"{dataset.path or dataset.name}: no valid rows to train on ({len(report.rows)} rows, all with problems: "
+        + "; ".join(problems)
+        + "); fix them with 'lora-chat dataset check'"
+    )
 
 
 @dataclass
@@ -208,6 +216,11 @@ class TrainResult:
     final_eval_loss: float | None
     duration_s: float
     samples_per_second: float
+
+
+def _adapter_bytes(trainable: int) -> int:
+    """Estimate the disk space a saved adapter takes: fp32 weights plus room for the config and metadata."""
+    return trainable * 4 + 2_000_000
 
 
 def _check_disk_space(folder: Path, needed: int) -> None:
@@ -231,6 +244,8 @@ def _verify_saved_adapter(folder: Path) -> None:
     tensors = load_file(str(folder / "adapter_model.safetensors"))
     if not tensors:
         raise TrainingError("the saved adapter holds no weights; nothing was added to the library")
+    if not all(bool(t.isfinite().all()) for t in tensors.values()):
+        raise TrainingError("the saved adapter's weights contain NaN or infinite values; nothing was added to the library")
     if all(float(t.abs().sum()) == 0.0 for t in tensors.values()):
         raise TrainingError("the saved adapter's weights are all zero; nothing was added to the library")
 
@@ -300,9 +315,14 @@ def _train(
 
     from lora_chat.core.model import describe_base_model, load_base_model, load_tokenizer, pick_device
 
+    # A file that cannot be read, or has no valid row even before token counts, is
+    # rejected before the tokenizer or the base model loads.
+    dataset = source if isinstance(source, Dataset) else read_dataset(source)
+    require_valid_rows(check_dataset(dataset, None, settings.max_input_tokens, settings.max_output_tokens))
+
     emit("status", message="loading the tokenizer")
     tokenizer = load_tokenizer(base_model)
-    dataset, data_report = prepare_dataset(source, tokenizer, settings)
+    dataset, data_report = prepare_dataset(dataset, tokenizer, settings)
     rows = data_report.valid_rows
     skipped = len(data_report.rows) - len(rows)
     split = split_rows(rows, settings.eval_fraction, settings.seed)
@@ -332,6 +352,8 @@ def _train(
     check_target_modules(model, settings.target_modules)
     model = get_peft_model(model, make_peft_config(settings))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    # Checked again before saving; checking now spares a whole run that could not be saved.
+    _check_disk_space(library.root, _adapter_bytes(trainable))
 
     def encode(batch_rows: list[Row]) -> list[dict[str, list[int]]]:
         inputs = tokenizer([r.input for r in batch_rows])["input_ids"]
@@ -410,6 +432,11 @@ def _train(
 
         if eval_features:
             eval_loss = evaluate_loss(model, eval_features, settings.batch_size, pad_id, accelerator.device)
+            if not math.isfinite(eval_loss):
+                raise TrainingError(
+                    f"the eval loss became {eval_loss} after epoch {epoch + 1}; training stopped and nothing was added "
+                    f"to the library; try a lower learning rate (now {settings.learning_rate:g})"
+                )
             eval_history.append({"step": step, "epoch": epoch + 1, "eval_loss": round(eval_loss, 5)})
             emit("eval", step=step, epoch=epoch + 1, eval_loss=round(eval_loss, 5))
 
@@ -455,16 +482,21 @@ def _train(
 
 def save_adapter(model: Any, meta: dict[str, Any], library: AdapterLibrary, name: str, trainable: int) -> AdapterEntry:
     """Save into a staging folder, check it, and rename it into the library in one step."""
-    _check_disk_space(library.root, trainable * 4 + 2_000_000)
+    needed = _adapter_bytes(trainable)
+    _check_disk_space(library.root, needed)
     staging = library.new_staging()
     try:
         try:
             model.save_pretrained(str(staging), safe_serialization=True)
             library.write_metadata(staging, meta)
         except OSError as exc:
-            raise DiskSpaceError(
-                f"saving the adapter failed ({exc.strerror or exc}); nothing was added to the library; "
-                "check the free space in " + str(library.root)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskSpaceError(
+                    f"the disk filled up while saving the adapter in {library.root} ({exc.strerror or exc}); "
+                    f"nothing was added to the library; free at least {needed / 1e6:.1f} MB and train again"
+                ) from None
+            raise TrainingError(
+                f"saving the adapter in {library.root} failed ({exc.strerror or exc}); nothing was added to the library"
             ) from None
         _verify_saved_adapter(staging)
         return library.commit_staging(staging, name)
