@@ -256,7 +256,9 @@ def cmd_dataset_check(args: argparse.Namespace) -> int:
             print("problems (these rows are skipped in training):")
             for line in problems:
                 print(f"  {line}")
-        print("ready to train" if report.trainable else "cannot be trained on: no valid rows")
+            if any("over the limit" in line for line in problems):
+                print("  (shorten the rows over a token limit, or raise --max-input-tokens / --max-output-tokens)")
+        print("ready to train" if report.trainable else "cannot be trained on: no valid rows; fix the rows listed above and check again")
     return 0 if report.trainable else 2
 
 

@@ -106,7 +106,7 @@ def test_row_problems_are_reported(tmp_path):
     problems = [r.problems for r in report.rows]
     assert problems[0] == []
     assert problems[1] == ["input is empty"]
-    assert problems[2] == ["output is missing"]
+    assert problems[2] == ["output is null, expected text"]
     assert problems[3] == ["input is a number, expected text"]
     assert problems[4] == ["duplicate of row 1"]
     assert problems[5] == ["output is missing"]

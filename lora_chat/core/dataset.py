@@ -26,6 +26,23 @@ ALIASES: dict[str, tuple[str, str]] = {
 }
 FORMATS = ("json", "jsonl", "csv")
 MAX_FILE_BYTES = 200 * 1024 * 1024
+# Spreadsheets in many locales save CSV with ';' (the comma is their decimal mark) or tabs.
+CSV_DELIMITERS = (",", ";", "\t")
+# Fewer valid rows than this train an adapter that mostly repeats them.
+FEW_ROWS = 10
+# Byte-order marks of encodings other than UTF-8, longest first (UTF-32 LE starts like UTF-16 LE).
+OTHER_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+# Leading bytes of file types people pick by mistake, with what to do instead.
+KNOWN_BINARY = (
+    (b"PK\x03\x04", "a zip archive or an Excel .xlsx/.ods workbook; in the spreadsheet, save it as 'CSV UTF-8'"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel .xls workbook; in the spreadsheet, save it as 'CSV UTF-8'"),
+    (b"%PDF", "a PDF document; copy the rows into a .csv, .json or .jsonl file"),
+)
 
 
 @dataclass
@@ -102,7 +119,16 @@ class DatasetReport:
     def summary_lines(self) -> list[str]:
         lines = list(self.dataset.notes)
         total = len(self.rows)
-        lines.append(f"{total} rows, {len(self.valid_rows)} valid")
+        valid = len(self.valid_rows)
+        lines.append(f"{_count(total, 'row')}, {valid} valid")
+        duplicates = sum(1 for r in self.rows if r.duplicate_of is not None)
+        if duplicates:
+            lines.append(f"exact duplicates of earlier rows, skipped: {duplicates}")
+        if 0 < valid < FEW_ROWS:
+            lines.append(
+                f"only {_count(valid, 'distinct valid row')}: an adapter trained on so few rows mostly repeats them; "
+                "20 or more work better"
+            )
         for which in ("input", "output"):
             spread = self.spread(which)
             if spread:
@@ -121,8 +147,17 @@ class DatasetReport:
 def _decode(path: Path, data: bytes) -> str:
     if not data.strip():
         raise DatasetError(f"{path}: the file is empty; add rows with 'input' and 'output' fields")
+    for bom, encoding in OTHER_BOMS:
+        if data.startswith(bom):
+            raise DatasetError(f"{path}: the file is {encoding} text, not UTF-8; re-save the file as UTF-8")
+    for magic, what in KNOWN_BINARY:
+        if data.startswith(magic):
+            raise DatasetError(f"{path}: this is {what}")
     if b"\x00" in data[:8192]:
-        raise DatasetError(f"{path}: this looks like a binary file, not JSON, JSONL or CSV text")
+        raise DatasetError(
+            f"{path}: this looks like a binary file, not JSON, JSONL or CSV text; "
+            "give a dataset saved as UTF-8 text (.json, .jsonl or .csv)"
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -151,15 +186,41 @@ def detect_format(path: Path, text: str | None = None) -> str:
     return "csv"
 
 
-def _as_text(value: Any, name: str, problems: list[str]) -> str:
+_MISSING = object()
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _kind(value: Any) -> str:
+    """Name a JSON value's type in the words a dataset's author uses."""
     if value is None:
-        problems.append(f"{name} is missing" if value is None else f"{name} is null")
+        return "null"
+    kinds = {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list", dict: "an object"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _as_text(value: Any, name: str, problems: list[str]) -> str:
+    """Return ``value`` as text; note in ``problems`` when it is missing or not text."""
+    if value is _MISSING:
+        problems.append(f"{name} is missing")
         return ""
-    if isinstance(value, str):
-        return value
-    kind = {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
-    problems.append(f"{name} is {kind}, expected text")
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if value is None:
+        problems.append(f"{name} is null, expected text")
+        return ""
+    if not isinstance(value, str):
+        problems.append(f"{name} is {_kind(value)}, expected text")
+        return json.dumps(value, ensure_ascii=False)
+    # JSON can escape half of a surrogate pair ("\ud800"), which no tokenizer or UTF-8 encoder accepts.
+    bad = next((i for i, ch in enumerate(value) if "\ud800" <= ch <= "\udfff"), None)
+    if bad is not None:
+        problems.append(
+            f"{name} has an invalid character (an unpaired surrogate \\u{ord(value[bad]):04x}) at position {bad + 1}; "
+            "remove it or write the character itself"
+        )
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
 
 
 def _map_keys(keys: Iterable[str], path: Path) -> tuple[str, str, str | None]:
@@ -183,8 +244,10 @@ def _rows_from_records(records: Sequence[tuple[Any, int | None]], path: Path) ->
     for number, (obj, line) in enumerate(objects, 1):
         if not isinstance(obj, dict):
             where = f"line {line}" if line else f"row {number}"
-            kind = "a list" if isinstance(obj, list) else type(obj).__name__
-            raise DatasetError(f"{path}: {where} is {kind}, expected an object with 'input' and 'output'")
+            raise DatasetError(
+                f"{path}: {where} is {_kind(obj)}, expected an object like "
+                '{"input": "...", "output": "..."}'
+            )
         keys.update(dict.fromkeys(obj))
     in_key, out_key, note = _map_keys(keys, path)
     notes = [note] if note else []
@@ -197,8 +260,8 @@ def _rows_from_records(records: Sequence[tuple[Any, int | None]], path: Path) ->
         problems: list[str] = []
         rows.append(
             Row(
-                input=_as_text(obj.get(in_key), "input", problems),
-                output=_as_text(obj.get(out_key), "output", problems),
+                input=_as_text(obj.get(in_key, _MISSING), "input", problems),
+                output=_as_text(obj.get(out_key, _MISSING), "output", problems),
                 number=number,
                 line=line,
                 type_problems=problems,
@@ -207,50 +270,92 @@ def _rows_from_records(records: Sequence[tuple[Any, int | None]], path: Path) ->
     return rows, notes
 
 
-def _json_error(path: Path, exc: json.JSONDecodeError, text: str, line_offset: int = 0) -> DatasetError:
-    hint = "fix the JSON syntax there"
+def _json_hint(exc: json.JSONDecodeError, text: str, closing: str) -> str:
+    """Say what most likely went wrong at a JSON syntax error, and what to do."""
     before = text[: exc.pos].rstrip()
     if before.endswith(",") and text[exc.pos : exc.pos + 1] in ("]", "}"):
-        hint = "remove the trailing comma before it"
-    elif exc.pos >= len(text.rstrip()):
-        hint = "the file seems cut off; check that it ends with ]"
-    return DatasetError(
-        f"{path}: invalid JSON at line {exc.lineno + line_offset}, column {exc.colno}: {exc.msg}; {hint}"
-    )
+        return "remove the trailing comma before it"
+    if exc.msg.startswith("Unterminated string"):
+        return "a text value has no closing quote; the file may be cut off, or a quote is missing there"
+    if exc.pos >= len(text.rstrip()):
+        return f"the text ends too early; the file seems cut off, so check that it ends with {closing}"
+    return "fix the JSON syntax there"
+
+
+def _json_message(exc: json.JSONDecodeError) -> str:
+    # json's messages read "Unterminated string starting at" and expect a position to follow.
+    message = exc.msg.removesuffix(" starting at")
+    return message[:1].lower() + message[1:]
+
+
+def _loads(path: Path, text: str, where: str) -> Any:
+    """Parse JSON; raise DatasetError for the errors json raises that are not JSONDecodeError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise DatasetError(f"{path}: {where} nests lists or objects too deeply to read; a dataset row is one flat object") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:  # for example an integer of more than 4300 digits
+        raise DatasetError(f"{path}: {where} cannot be read as JSON ({exc})") from None
 
 
 def _parse_json(path: Path, text: str) -> list[tuple[Any, int | None]]:
     try:
-        data = json.loads(text)
+        data = _loads(path, text, "the file")
     except json.JSONDecodeError as exc:
-        raise _json_error(path, exc, text) from None
+        raise DatasetError(
+            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {_json_message(exc)}; "
+            f"{_json_hint(exc, text, ']')}"
+        ) from None
     if isinstance(data, dict):
         raise DatasetError(
             f"{path}: the file holds one JSON object, expected a list of objects like "
             '[{"input": "...", "output": "..."}]'
         )
     if not isinstance(data, list):
-        raise DatasetError(f"{path}: expected a JSON list of objects, found {type(data).__name__}")
+        raise DatasetError(f'{path}: expected a JSON list of objects like [{{"input": "...", "output": "..."}}], found {_kind(data)}')
     return [(obj, None) for obj in data]
 
 
 def _parse_jsonl(path: Path, text: str) -> list[tuple[Any, int | None]]:
+    """Parse one object per line; a bad line raises DatasetError naming it and any other bad lines."""
     records = []
+    bad: list[tuple[int, json.JSONDecodeError, str]] = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            records.append((json.loads(line), number))
+            records.append((_loads(path, line, f"line {number}"), number))
         except json.JSONDecodeError as exc:
-            raise DatasetError(
-                f"{path}: invalid JSON on line {number}, column {exc.colno}: {exc.msg}; "
-                "each line must be one object like {\"input\": \"...\", \"output\": \"...\"}"
-            ) from None
+            bad.append((number, exc, line))
+    if bad:
+        number, exc, line = bad[0]
+        others = ""
+        if len(bad) > 1:
+            listed = ", ".join(str(n) for n, _, _ in bad[1:6]) + (", ..." if len(bad) > 6 else "")
+            others = f" (also invalid: line{'s' if len(bad) > 2 else ''} {listed})"
+        raise DatasetError(
+            f"{path}: invalid JSON on line {number}, column {exc.colno}: {_json_message(exc)}{others}; "
+            f"{_json_hint(exc, line, '}')}; each line must be one object like "
+            '{"input": "...", "output": "..."}'
+        )
     return records
 
 
+def _csv_delimiter(text: str) -> str:
+    """Return the delimiter of the header line: ',' unless only ';' or a tab splits it."""
+    header = text.split("\n", 1)[0]
+    if "," in header:
+        return ","
+    return max(CSV_DELIMITERS, key=header.count) if any(d in header for d in CSV_DELIMITERS) else ","
+
+
 def _parse_csv(path: Path, text: str) -> list[tuple[Any, int | None]]:
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    if text.lstrip().startswith(("[", "{")):
+        raise DatasetError(f"{path}: the file contains JSON, not CSV; rename it to .json (a list) or .jsonl (one object per line)")
+    delimiter = _csv_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
         header = [h.strip() for h in header]
@@ -262,13 +367,22 @@ def _parse_csv(path: Path, text: str) -> list[tuple[Any, int | None]]:
                 continue
             line = reader.line_num
             if len(values) != len(header):
+                hint = (
+                    f"wrap fields that contain '{delimiter}' in double quotes"
+                    if len(values) > len(header)
+                    else "a value is missing there, or a field with a line break is not wrapped in double quotes"
+                )
                 raise DatasetError(
-                    f"{path}: line {line} has {len(values)} columns but the header has {len(header)}; "
-                    "quote fields that contain commas"
+                    f"{path}: line {line} has {_count(len(values), 'column')} but the header has {len(header)}; {hint}"
                 )
             records.append((dict(zip(header, values)), line))
     except csv.Error as exc:
-        raise DatasetError(f"{path}: invalid CSV at line {reader.line_num}: {exc}; check the quoting there") from None
+        raise DatasetError(
+            f"{path}: invalid CSV at line {reader.line_num}: {exc}; check the quoting there: a field with "
+            'commas, quotes or line breaks must be wrapped in double quotes, with each " inside written as ""'
+        ) from None
+    if not records:
+        raise DatasetError(f"{path}: the CSV file has a header line but no rows under it; add rows of input{delimiter}output")
     return records
 
 
@@ -296,6 +410,8 @@ def read_dataset(path: str | Path) -> Dataset:
     if not records:
         raise DatasetError(f"{path}: the file contains no rows; add rows with 'input' and 'output' fields")
     rows, notes = _rows_from_records(records, path)
+    if fmt == "csv" and _csv_delimiter(text) != ",":
+        notes.append("columns separated by " + ("tabs" if _csv_delimiter(text) == "\t" else f"'{_csv_delimiter(text)}'"))
     if data.startswith(b"\xef\xbb\xbf"):
         notes.append("byte-order mark skipped")
     return Dataset(rows=rows, path=path, format=fmt, notes=notes)
