@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--no-adapter", action="store_true", help="answer with the base model alone")
     chat.add_argument("--compare", nargs="?", const="", metavar="NAME", help="answer each prompt twice: base (or NAME) beside the adapter")
     chat.add_argument("--prompt", metavar="TEXT", help="answer this one prompt and exit")
-    chat.add_argument("--resume", type=int, metavar="ID", help="continue saved conversation ID (with its adapter unless --adapter or --no-adapter is given)")
+    chat.add_argument("--resume", type=int, metavar="ID", help="continue saved conversation ID, with its adapter and base model unless --adapter, --no-adapter or --base-model is given")
     chat.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     _add_generation_options(chat)
     chat.set_defaults(handler=cmd_chat)
@@ -432,7 +432,7 @@ def _resume_adapter(conversation: Any, library: Any) -> str | None:
         return None
     if conversation.adapter_deleted or name not in library.names():
         raise InputError(
-            f"conversation {conversation.id} used adapter {name!r}, which has been deleted; "
+            f"conversation {conversation.id} used adapter {name!r}, which is no longer in the library; "
             f"continue it with --adapter NAME or --no-adapter"
         )
     return name
