@@ -33,7 +33,7 @@ class FakeEngine:
         if name not in self.adapters:
             raise AdapterNotFoundError(f"no adapter named {name!r}")
 
-    def answer(self, prompt, adapter, settings, on_piece=None, stop=None):
+    def answer(self, prompt, adapter, settings, on_piece=None, stop=None, **options):
         self.calls.append((prompt, adapter, settings))
         if self.on_answer:
             return self.on_answer(prompt, adapter, settings, on_piece, stop)
