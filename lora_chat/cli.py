@@ -189,12 +189,16 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _library():
-    from lora_chat.core.library import AdapterLibrary
+    from lora_chat.core.library import DELETED_MARK, AdapterLibrary
 
     library = AdapterLibrary()
-    removed = library.clean_staging()
-    if removed:
-        _warn(f"removed {len(removed)} unfinished adapter folder(s) left by a stopped run")
+    # Leftovers of an interrupted delete are finished quietly; the user already asked for that.
+    unfinished = [p for p in library.clean_staging() if DELETED_MARK not in p.name]
+    if unfinished:
+        _warn(
+            f"removed {len(unfinished)} unfinished adapter folder(s) in {library.root} left by a training run "
+            "or import that was stopped while saving; nothing from that run is in the library, so train or import it again"
+        )
     return library
 
 

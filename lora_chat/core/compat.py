@@ -22,7 +22,12 @@ def unknown_config_keys(config: dict) -> list[str]:
     peft_type = config.get("peft_type")
     config_cls = PEFT_TYPE_TO_CONFIG_MAPPING.get(peft_type) if peft_type else PeftConfig
     if config_cls is None:
-        raise AdapterError(f"adapter method {peft_type!r} is not supported by this peft version")
+        import peft
+
+        raise AdapterError(
+            f"adapter method {peft_type!r} is not supported by peft {peft.__version__}; "
+            "upgrade peft (pip install -U peft) to use this adapter"
+        )
     known = {f.name for f in dataclasses.fields(config_cls)}
     return sorted(k for k in config if k not in known)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from lora_chat.core.errors import AdapterError, BaseModelMismatchError
+from lora_chat.core.errors import AdapterError, AdapterNotFoundError, BaseModelMismatchError
 from lora_chat.core.library import AdapterEntry, AdapterLibrary
 from lora_chat.core.settings import GenerationSettings
 
@@ -99,7 +99,15 @@ class ChatEngine:
         """Load adapter ``name`` from the library (once) without reloading the base model."""
         with self._lock:
             if name in self.loaded:
-                return self.loaded[name]
+                if self.loaded[name].path.is_dir():
+                    return self.loaded[name]
+                # Another process (or the app's library screen) deleted or renamed it: drop the
+                # copy in memory too, so the chat never answers with an adapter the library lacks.
+                self.release(name)
+                raise AdapterNotFoundError(
+                    f"adapter {name!r} is no longer in the library (it was deleted or renamed); "
+                    "choose another adapter, or none"
+                )
             entry = self.library.get(name)
             if entry.broken:
                 raise AdapterError(f"adapter {name!r} is broken ({entry.problem}); delete it or import it again")

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -40,6 +41,18 @@ METADATA_FILE = "lora_chat.json"
 CONFIG_FILE = "adapter_config.json"
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 STAGING_PREFIX = ".staging-"
+# Marks a staging folder that contains an adapter on its way out (see AdapterLibrary.delete).
+DELETED_MARK = "-deleted-"
+# Saving an adapter takes seconds, so a staging folder this old is a leftover even when
+# its process id now belongs to a live process (ids are reused after a restart).
+STAGING_MAX_AGE_S = 6 * 3600
+# Bytes per element of the safetensors dtypes.
+SAFETENSORS_DTYPE_BYTES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1,
+    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4,
+    "I64": 8, "U64": 8, "F64": 8,
+}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Names Windows reserves for devices, and "none", which chat uses for the base model.
 RESERVED_NAMES = {"con", "prn", "aux", "nul", "none", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
@@ -55,6 +68,9 @@ def validate_name(name: str) -> str:
         raise AdapterNameError(f"adapter name is {len(name)} characters long; the maximum is 64")
     if name in (".", "..") or name.startswith("."):
         raise AdapterNameError(f"adapter name {name!r} must not start with '.'")
+    if name.endswith("."):
+        # Windows drops a trailing dot, so such a folder could not be exported there.
+        raise AdapterNameError(f"adapter name {name!r} must not end with '.'")
     if not NAME_PATTERN.match(name):
         raise AdapterNameError(f"adapter name {name!r} contains characters other than letters, digits, '-', '_' and '.'")
     if name.split(".")[0].lower() in RESERVED_NAMES:
@@ -74,22 +90,53 @@ def check_safetensors(path: Path) -> None:
             if header_len > size - 8:
                 raise AdapterError(f"{path} is cut off: its header says {header_len} bytes, the file has {size}")
             header = json.loads(fh.read(header_len))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise AdapterError(f"{path} is not a valid safetensors file ({exc})") from None
-    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    if not isinstance(header, dict):
+        raise AdapterError(f"{path} is not a valid safetensors file (its header is not a JSON object)")
+    end = 0
+    for key, tensor in header.items():
+        if key == "__metadata__":
+            continue
+        try:
+            start, stop = (int(v) for v in tensor["data_offsets"])
+            count = math.prod(int(n) for n in tensor["shape"])
+            item_size = SAFETENSORS_DTYPE_BYTES[tensor["dtype"]]
+        except (TypeError, KeyError, ValueError):
+            raise AdapterError(f"{path} is corrupt: the header entry for {key!r} is invalid") from None
+        if stop - start != count * item_size:
+            raise AdapterError(f"{path} is corrupt: tensor {key!r} takes {stop - start} bytes, its shape needs {count * item_size}")
+        end = max(end, stop)
     if 8 + header_len + end > size:
         raise AdapterError(f"{path} is cut off: {8 + header_len + end} bytes expected, {size} found")
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """Return the ``checkpoint-N`` subfolder with the highest N that contains an adapter, if any."""
+    try:
+        checkpoints = [
+            p for p in folder.glob("checkpoint-*")
+            if p.is_dir() and p.name.split("-")[-1].isdigit() and (p / CONFIG_FILE).is_file()
+        ]
+    except OSError:
+        return None
+    return max(checkpoints, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
 def adapter_files_problem(folder: Path) -> str | None:
     """Return why ``folder`` is not a usable PEFT adapter, or None when it looks complete."""
     config = folder / CONFIG_FILE
     if not config.is_file():
+        last = last_checkpoint(folder)
+        if last is not None:
+            return f"contains Trainer checkpoints but no {CONFIG_FILE}; import the last one with: lora-chat adapters import {last} --name NAME"
         return f"missing {CONFIG_FILE}"
     try:
-        json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        loaded = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
         return f"{CONFIG_FILE} is not valid JSON ({exc})"
+    if not isinstance(loaded, dict):
+        return f"{CONFIG_FILE} is not a JSON object"
     weights = [folder / name for name in WEIGHT_FILES if (folder / name).is_file()]
     if not weights:
         return "missing adapter weights (adapter_model.safetensors)"
@@ -214,9 +261,21 @@ class AdapterLibrary:
             raise AdapterNotFoundError(f"no adapter named {name!r} (adapters: {known}); see 'lora-chat adapters list'")
         return self._entry(folder)
 
-    def check_new_name(self, name: str) -> str:
+    def check_new_name(self, name: str, renaming: str | None = None) -> str:
+        """Raise AdapterNameError unless ``name`` is valid and no other adapter has it, ignoring case.
+
+        Case is ignored because the library may be copied to a file system that ignores it
+        (macOS, Windows), where "Greet" and "greet" would be one folder.
+        """
         validate_name(name)
-        if (self.root / name).exists():
+        clash = (self.root / name).exists() and name != renaming
+        if not clash and self.root.is_dir():
+            clash = any(
+                p.name.lower() == name.lower() and p.name != renaming
+                for p in self.root.iterdir()
+                if not p.name.startswith(".")
+            )
+        if clash:
             raise AdapterNameError(f"an adapter named {name!r} already exists; choose another name or delete it first")
         return name
 
@@ -243,7 +302,11 @@ class AdapterLibrary:
             return removed
         for folder in self.root.glob(f"{STAGING_PREFIX}*"):
             pid_text = folder.name[len(STAGING_PREFIX) :].split("-")[0]
-            if pid_text.isdigit() and _pid_alive(int(pid_text)) and int(pid_text) != os.getpid():
+            try:
+                recent = time.time() - folder.stat().st_mtime < STAGING_MAX_AGE_S
+            except OSError:
+                continue
+            if pid_text.isdigit() and _pid_alive(int(pid_text)) and int(pid_text) != os.getpid() and recent:
                 continue
             shutil.rmtree(folder, ignore_errors=True)
             log.info("removed leftover staging folder %s", folder)
@@ -255,7 +318,7 @@ class AdapterLibrary:
     def rename(self, old: str, new: str) -> AdapterEntry:
         with self.lock():
             entry = self.get(old)
-            self.check_new_name(new)
+            self.check_new_name(new, renaming=old)
             os.rename(entry.path, self.root / new)
             renamed = self._entry(self.root / new)
             if renamed.meta:
@@ -267,7 +330,7 @@ class AdapterLibrary:
         """Delete an adapter folder: first rename it to a hidden name, then remove it."""
         with self.lock():
             entry = self.get(name)
-            trash = self.root / f"{STAGING_PREFIX}{os.getpid()}-deleted-{uuid.uuid4().hex[:8]}"
+            trash = self.root / f"{STAGING_PREFIX}{os.getpid()}{DELETED_MARK}{uuid.uuid4().hex[:8]}"
             os.rename(entry.path, trash)
         shutil.rmtree(trash, ignore_errors=True)
         if trash.exists():  # pragma: no cover - rmtree failures are left for clean_staging
@@ -285,14 +348,10 @@ class AdapterLibrary:
         if not source.is_dir():
             raise InputError(f"{source} is not a folder; give the folder that holds {CONFIG_FILE}")
         if not (source / CONFIG_FILE).is_file():
-            checkpoints = sorted(
-                (p for p in source.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
-                key=lambda p: int(p.name.split("-")[-1]),
-            )
-            if checkpoints:
-                last = checkpoints[-1]
+            last = last_checkpoint(source)
+            if last is not None:
                 raise InputError(
-                    f"{source} holds Trainer checkpoints but no {CONFIG_FILE}; import the last one with: "
+                    f"{source} contains Trainer checkpoints but no {CONFIG_FILE}; import the last one with: "
                     f"lora-chat adapters import {last} --name {name}"
                 )
             raise InputError(f"{source} has no {CONFIG_FILE}; give a folder saved by peft's save_pretrained")
@@ -313,6 +372,8 @@ class AdapterLibrary:
                     meta = json.loads((staging / METADATA_FILE).read_text(encoding="utf-8"))
                 except ValueError:
                     meta = {}
+                if not isinstance(meta, dict):
+                    meta = {}
             meta.update(
                 name=name,
                 imported_from=str(source.resolve()),
@@ -323,6 +384,12 @@ class AdapterLibrary:
             meta.setdefault("method", str(config.get("peft_type", "LORA")).lower().replace("_", "-"))
             self.write_metadata(staging, meta)
             return self.commit_staging(staging, name)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise LoraChatError(
+                f"importing {source} failed ({exc.strerror or exc}); nothing was added to the library; "
+                f"check the free space and permissions of {self.root}"
+            ) from None
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
