@@ -50,15 +50,20 @@ def _setting_type(cls: type, name: str) -> Callable[[str], Any]:
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     helps = {f.name: f.metadata.get("help", "") for f in dataclasses.fields(TrainSettings)}
     metavars = {"epochs": "N", "learning_rate": "X", "rank": "R", "alpha": "A", "dropout": "D", "batch_size": "B", "seed": "S", "target_modules": "q,v", "eval_fraction": "F", "max_input_tokens": "N", "max_output_tokens": "N"}
+    metavars.update(method="METHOD", virtual_tokens="N", ia3_target_modules="k,v,wo", ia3_feedforward_modules="wo", eval_every="N", overfit_warning="N", early_stopping="PATIENCE")
+    defaults = TrainSettings()
     for name, metavar in metavars.items():
+        default = getattr(defaults, name)
         parser.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,
             metavar=metavar,
             type=_setting_type(TrainSettings, name),
             default=None,
-            help=f"{helps[name]} (default: {getattr(TrainSettings(), name) if name != 'target_modules' else 'q,v'})",
+            help=f"{helps[name]} (default: {','.join(default) if isinstance(default, list) else default})",
         )
+    for name in ("rslora", "dora"):
+        parser.add_argument("--" + name, dest=name, action="store_true", default=None, help=helps[name])
 
 
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:
@@ -111,8 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--prompt", metavar="TEXT", help="answer this one prompt and exit")
     chat.add_argument("--resume", type=int, metavar="ID", help="continue saved conversation ID, with its adapter and base model unless --adapter, --no-adapter or --base-model is given")
     chat.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    chat.add_argument("--few-shot", type=int, default=0, metavar="K", help="put K dataset rows in front of each base-model prompt (few-shot prompting)")
+    chat.add_argument("--dataset", type=Path, metavar="FILE", help="rows for --few-shot (default: the adapter's training rows)")
     _add_generation_options(chat)
     chat.set_defaults(handler=cmd_chat)
+
+    evaluate = commands.add_parser("eval", parents=[common], help="score an adapter against the base model and few-shot prompting")
+    evaluate.add_argument("name", help="adapter from the library")
+    evaluate.add_argument("--dataset", type=Path, metavar="FILE", help="rows to evaluate on (default: the rows held out in training)")
+    evaluate.add_argument("--few-shot", type=int, default=3, metavar="K", help="training rows in the few-shot prompt; 0 skips few-shot prompting (default: 3)")
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    _add_generation_options(evaluate)
+    evaluate.set_defaults(handler=cmd_eval)
 
     _add_history_commands(commands, common)
 
@@ -295,6 +311,8 @@ class _ProgressPrinter:
             self._line(
                 f"training {event['train_rows']} rows ({event['eval_rows']} held out), {event['epochs']} epochs, "
                 f"{self.total} steps, {event['trainable_parameters']:,} trainable parameters, on {event['device']}"
+                + (f", {event['method_description']}" if event.get("method_description") else "")
+                + (f", {event['processes']} processes" if event.get("processes", 1) > 1 else "")
             )
         elif kind == "step":
             step = event["step"]
@@ -319,7 +337,9 @@ class _ProgressPrinter:
             else:
                 self.rising += 1
             if not self.tty:
-                self._line(f"epoch {event['epoch']}: eval loss {_fmt_loss(self.eval_loss)}")
+                self._line(f"step {event['step']} (epoch {event['epoch']:g}): eval loss {_fmt_loss(self.eval_loss)}")
+        elif kind == "warning":
+            self._line(f"warning: {event['message']}")
         elif kind == "done":
             if self.tty and self.width:
                 self._line("")
@@ -366,6 +386,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
 
+    if not result.main_process:
+        return 0  # under accelerate launch, the first process saves and reports
     print(
         f"saved adapter {result.adapter.name!r}: final loss {_fmt_loss(result.final_loss)}, "
         f"eval loss {_fmt_loss(result.final_eval_loss)}, {result.duration_s:.1f} s "
@@ -406,6 +428,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     else:
         history = _open_history()
     session = ChatSession(base_model, library, _generation(args, settings), adapter, compare_with, device=args.device, history=history)
+    session.few_shot = _few_shot_examples(args, library, adapter)
     try:
         if args.resume is not None:
             session.resume(conversation)
@@ -521,6 +544,64 @@ def cmd_history_delete(args: argparse.Namespace) -> int:
                 return 1
         history.delete(args.id)
     print(f"deleted conversation {args.id}")
+    return 0
+
+
+def _few_shot_examples(args: argparse.Namespace, library: Any, adapter: str | None) -> list[tuple[str, str]]:
+    """Return the rows for ``chat --few-shot K``: from --dataset, else the adapter's training rows."""
+    if args.few_shot < 0:
+        raise InputError(f"--few-shot must be 0 or more, got {args.few_shot}")
+    if not args.few_shot:
+        return []
+    from lora_chat.core.evaluate import held_out_rows, pick_few_shot_rows, valid_rows
+
+    if args.dataset is not None:
+        from lora_chat.core.dataset import read_dataset
+
+        rows = pick_few_shot_rows(valid_rows(read_dataset(args.dataset)), args.few_shot)
+    elif adapter is not None:
+        rows = pick_few_shot_rows(held_out_rows(library.get(adapter))[1], args.few_shot)
+    else:
+        raise InputError("--few-shot needs rows to put in the prompt: give --dataset FILE, or --adapter NAME to use its training rows")
+    return [(r.input, r.output) for r in rows]
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from lora_chat.core.evaluate import evaluate_adapter
+    from lora_chat.core.inference import ChatEngine
+
+    if args.few_shot < 0:
+        raise InputError(f"--few-shot must be 0 or more, got {args.few_shot}")
+    settings = _settings(args)
+    library = _library()
+    library.get(args.name)
+    engine = ChatEngine(settings.base_model, library, None if args.device == "auto" else args.device)
+    tty = sys.stderr.isatty()
+
+    def progress(event: dict[str, Any]) -> None:
+        if tty:
+            sys.stderr.write(f"\ranswering {event['done']}/{event['total']}")
+            sys.stderr.flush()
+
+    result = evaluate_adapter(
+        args.name, settings.base_model, dataset=args.dataset, few_shot=args.few_shot, library=library, engine=engine,
+        generation=_generation(args, settings), report=progress,
+    )
+    if tty:
+        sys.stderr.write("\r" + " " * 30 + "\r")
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    print(f"adapter {result.adapter} ({result.method}) on {result.source}")
+    print(f"{'':<34} {'EXACT':>6} {'F1':>6} {'LOSS':>8} {'TIME':>8}")
+    for s in result.summaries:
+        print(f"{s.label[:34]:<34} {s.exact_match:>6.0%} {s.f1:>6.2f} {s.mean_loss:>8.4f} {s.seconds:>7.1f}s")
+    for row in result.rows:
+        print(f"\nrow {row.number}: {row.input}")
+        print(f"  expected   {row.expected}")
+        for s in result.summaries:
+            mark = "=" if row.exact[s.system] else "x"
+            print(f"  {s.system:<10} {mark} {row.answers[s.system]}")
     return 0
 
 

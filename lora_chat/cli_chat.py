@@ -73,6 +73,7 @@ class ChatSession:
         out: Any = None,
         history: HistoryStore | None = None,
         engine: Any = None,
+        few_shot: list[tuple[str, str]] | None = None,
     ) -> None:
         self.engine = engine or ChatEngine(base_model, library, None if device in (None, "auto") else device)
         self.library = library
@@ -85,6 +86,7 @@ class ChatSession:
         self.conversation_id: int | None = None
         self._stop = threading.Event()
         self._answering = False
+        self.few_shot = few_shot or []  # examples put in front of base-model prompts (few-shot prompting)
 
     def resume(self, conversation: Conversation) -> None:
         """Continue ``conversation``: its turns become this chat's turns and new turns are added to it."""
@@ -164,9 +166,12 @@ class ChatSession:
         self.engine.notes.clear()
 
     def _answer_one(self, prompt: str, adapter: str | None, label: bool) -> Answer:
+        few_shot = self.few_shot if adapter is None else None
         if label:
-            self._print(f"[{adapter or BASE_LABEL}]")
-        answer = self.engine.answer(prompt, adapter, self.generation, on_piece=lambda p: self._print(p, end=""), stop=self._stop)
+            self._print(f"[{adapter or BASE_LABEL}{f' + {len(few_shot)}-shot prompt' if few_shot else ''}]")
+        answer = self.engine.answer(
+            prompt, adapter, self.generation, on_piece=lambda p: self._print(p, end=""), stop=self._stop, few_shot=few_shot
+        )
         if answer.stopped:
             self._print(" [stopped]")
         elif answer.cut:

@@ -16,6 +16,8 @@ from lora_chat.core.settings import GenerationSettings
 log = logging.getLogger(__name__)
 
 BASE_LABEL = "none (base model)"
+# flan-t5 was trained on inputs of up to 512 tokens; few-shot prompts are kept within that.
+FEW_SHOT_MAX_TOKENS = 512
 
 
 @dataclass
@@ -29,10 +31,19 @@ class Answer:
     stopped: bool = False
     seconds: float = 0.0
     first_token_s: float | None = None
+    few_shot: int = 0  # examples put in front of the prompt (few-shot prompting); 0 for a plain prompt
 
     @property
     def label(self) -> str:
-        return self.adapter or BASE_LABEL
+        label = self.adapter or BASE_LABEL
+        return f"{label} + {self.few_shot}-shot prompt" if self.few_shot else label
+
+
+def few_shot_prompt(examples: list[tuple[str, str]], prompt: str) -> str:
+    """Put input/output examples in front of ``prompt``, in the Input:/Output: form flan-t5 follows."""
+    parts = [f"Input: {source}\nOutput: {target}" for source, target in examples]
+    parts.append(f"Input: {prompt}\nOutput:")
+    return "\n\n".join(parts)
 
 
 @dataclass
@@ -44,6 +55,12 @@ class ChatEngine:
     """Holds the base model once and answers prompts with or without an adapter.
 
     Methods may be called from worker threads; one lock serialises model use.
+
+    peft cannot hold adapters of different methods in one PeftModel, so adapters are
+    grouped: LoRA or IA3 adapters live in one PeftModel that adds layers inside the base
+    model (one of the two methods at a time), and prompt or prefix tuning adapters in one
+    PeftModel per method that wraps the same base model object. Whichever answers, the
+    others' layers are disabled, and the base model is never loaded twice.
     """
 
     def __init__(self, base_model: str, library: AdapterLibrary | None = None, device: str | None = None) -> None:
@@ -52,7 +69,10 @@ class ChatEngine:
         self.requested_device = device
         self.device: str | None = None
         self.tokenizer: Any = None
-        self.model: Any = None  # the base model, or the PeftModel wrapping it once an adapter is loaded
+        self.model: Any = None  # the base model; adapters add layers to it but never replace it
+        self._injected: Any = None  # the PeftModel with the LoRA or IA3 adapters, if any
+        self._prompt_models: dict[str, Any] = {}  # peft type (PROMPT_TUNING, PREFIX_TUNING) to its PeftModel
+        self._owner: dict[str, Any] = {}  # adapter name to the PeftModel that holds it
         self.base_info: Any = None
         self.loaded: dict[str, AdapterEntry] = {}
         self.notes: list[str] = []
@@ -134,12 +154,42 @@ class ChatEngine:
             return entry
 
     def _load_adapter(self, folder: Path, name: str) -> None:
-        from peft import PeftModel
+        import json
 
-        if isinstance(self.model, PeftModel):
-            self.model.load_adapter(str(folder), adapter_name=name)
+        from peft import PeftConfig, PeftModel
+
+        from lora_chat.core.methods import fix_prefix_generation
+
+        peft_type = str(json.loads((folder / "adapter_config.json").read_text(encoding="utf-8")).get("peft_type", "LORA"))
+        if PeftConfig.from_pretrained(str(folder)).is_prompt_learning:
+            holder = self._prompt_models.get(peft_type)
+            if holder is None:
+                holder = PeftModel.from_pretrained(self.model, str(folder), adapter_name=name)
+                if peft_type == "PREFIX_TUNING":
+                    fix_prefix_generation(holder)
+                self._prompt_models[peft_type] = holder
+            else:
+                holder.load_adapter(str(folder), adapter_name=name)
         else:
-            self.model = PeftModel.from_pretrained(self.model, str(folder), adapter_name=name)
+            if self._injected is not None and str(self._injected.peft_type) != peft_type:
+                # NOTE: switching between a LoRA and an IA3 adapter unloads the other method's
+                # adapters (the base model stays), so compare mode across them reloads adapter files.
+                self._unload_injected()
+            if self._injected is None:
+                self._injected = PeftModel.from_pretrained(self.model, str(folder), adapter_name=name)
+            else:
+                self._injected.load_adapter(str(folder), adapter_name=name)
+            holder = self._injected
+        holder.eval()
+        self._owner[name] = holder
+
+    def _unload_injected(self) -> None:
+        """Take the LoRA or IA3 layers out of the base model and forget their adapters."""
+        for name in [n for n, holder in self._owner.items() if holder is self._injected]:
+            del self._owner[name]
+            self.loaded.pop(name, None)
+        self._injected.unload()
+        self._injected = None
         self.model.eval()
 
     def release(self, name: str) -> None:
@@ -148,27 +198,33 @@ class ChatEngine:
             if name not in self.loaded:
                 return
             del self.loaded[name]
-            self.model.delete_adapter(name)
-            if not self.loaded:
-                self.model = self.model.unload()
-                self.model.eval()
+            holder = self._owner.pop(name)
+            if any(other is holder for other in self._owner.values()):
+                holder.delete_adapter(name)
+            elif holder is self._injected:
+                self._unload_injected()
+            else:
+                self._prompt_models = {k: v for k, v in self._prompt_models.items() if v is not holder}
 
-    def _activate(self, adapter: str | None) -> Any:
-        """Select ``adapter`` and return a context manager under which the model answers with it.
+    def _activate(self, adapter: str | None) -> tuple[Any, Any]:
+        """Select ``adapter``; return a context manager and the model that answers with it under that context.
 
         Call with the lock held, in the caller's thread: attaching takes the lock too.
         """
         import contextlib
 
-        from peft import PeftModel
-
-        if adapter is None:
-            if isinstance(self.model, PeftModel):
-                return self.model.disable_adapter()
-            return contextlib.nullcontext()
-        self.attach(adapter)
-        self.model.set_adapter(adapter)
-        return contextlib.nullcontext()
+        if adapter is not None:
+            self.attach(adapter)
+        holder = self._owner.get(adapter) if adapter is not None else None
+        if holder is not None and holder is self._injected:
+            holder.set_adapter(adapter)
+            return contextlib.nullcontext(), holder
+        # The base model and prompt-learning adapters answer with the LoRA or IA3 layers off.
+        disabled = self._injected.disable_adapter() if self._injected is not None else contextlib.nullcontext()
+        if holder is None:
+            return disabled, self.model
+        holder.set_adapter(adapter)
+        return disabled, holder
 
     # Generation ---------------------------------------------------------------------
 
@@ -189,8 +245,13 @@ class ChatEngine:
         adapter: str | None = None,
         settings: GenerationSettings | None = None,
         stop: threading.Event | None = None,
+        few_shot: list[tuple[str, str]] | None = None,
     ) -> Iterator[str | Answer]:
-        """Yield text pieces as they are generated, then the finished :class:`Answer`."""
+        """Yield text pieces as they are generated, then the finished :class:`Answer`.
+
+        ``few_shot`` input/output examples go in front of the prompt (few-shot prompting);
+        the last ones are dropped when they do not fit in :data:`FEW_SHOT_MAX_TOKENS`.
+        """
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
@@ -202,19 +263,28 @@ class ChatEngine:
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
                 return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
 
+        class Streamer(TextIteratorStreamer):
+            def __deepcopy__(self, memo: dict) -> Streamer:
+                # peft 0.21 deep-copies generate's arguments for prompt tuning; a copy
+                # would stream into a queue nobody reads, and its lock cannot be copied.
+                return self
+
         with self._lock:
             started = time.perf_counter()
+            shots = 0
+            if few_shot:
+                prompt, shots = self.build_few_shot_prompt(few_shot, prompt)
             inputs = self.tokenizer(prompt, return_tensors="pt").to(self.device)
             streamer = None
             if settings.num_beams == 1:
-                streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+                streamer = Streamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
             result: dict[str, Any] = {}
-            active = self._activate(adapter)
+            active, model = self._activate(adapter)
 
             def run() -> None:
                 try:
                     with active, torch.inference_mode():
-                        result["ids"] = self.model.generate(
+                        result["ids"] = model.generate(
                             **inputs,
                             **self._generate_kwargs(settings),
                             streamer=streamer,
@@ -255,8 +325,35 @@ class ChatEngine:
                 stopped=stop.is_set() and not ended,
                 seconds=time.perf_counter() - started,
                 first_token_s=first,
+                few_shot=shots,
             )
         yield answer
+
+    def build_few_shot_prompt(self, examples: list[tuple[str, str]], prompt: str) -> tuple[str, int]:
+        """Return the few-shot prompt with as many of ``examples`` as fit, and how many that is."""
+        self.load()
+        used = list(examples)
+        while True:
+            text = few_shot_prompt(used, prompt)
+            if not used or len(self.tokenizer(text)["input_ids"]) <= FEW_SHOT_MAX_TOKENS:
+                return text, len(used)
+            used.pop()
+
+    def score(self, pairs: list[tuple[str, str]], adapter: str | None = None, few_shot: list[tuple[str, str]] | None = None) -> list[float]:
+        """Return the mean loss per token of each expected output given its input, under ``adapter``."""
+        import torch
+
+        self.load()
+        losses = []
+        with self._lock:
+            active, model = self._activate(adapter)
+            with active, torch.inference_mode():
+                for source, target in pairs:
+                    text = self.build_few_shot_prompt(few_shot, source)[0] if few_shot else source
+                    inputs = self.tokenizer(text, return_tensors="pt").to(self.device)
+                    labels = self.tokenizer(text_target=target, return_tensors="pt")["input_ids"].to(self.device)
+                    losses.append(float(model(**inputs, labels=labels).loss))
+        return losses
 
     def answer(
         self,
@@ -265,10 +362,11 @@ class ChatEngine:
         settings: GenerationSettings | None = None,
         on_piece: Callable[[str], None] | None = None,
         stop: threading.Event | None = None,
+        few_shot: list[tuple[str, str]] | None = None,
     ) -> Answer:
         """Generate a whole answer, passing each piece to ``on_piece`` as it comes."""
         final: Answer | None = None
-        for item in self.stream(prompt, adapter, settings, stop):
+        for item in self.stream(prompt, adapter, settings, stop, few_shot):
             if isinstance(item, Answer):
                 final = item
             elif on_piece:

@@ -29,8 +29,10 @@ DEFAULT_BASE_MODEL = "google/flan-t5-small"
 BASE_MODEL_ENV = "LORA_CHAT_BASE_MODEL"
 
 
-def _field(default: Any, help: str, low: float | None = None, high: float | None = None, **kwargs: Any) -> Any:
-    metadata = {"help": help, "min": low, "max": high}
+def _field(
+    default: Any, help: str, low: float | None = None, high: float | None = None, choices: tuple[str, ...] | None = None, **kwargs: Any
+) -> Any:
+    metadata = {"help": help, "min": low, "max": high, "choices": choices}
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata, **kwargs)
@@ -73,6 +75,9 @@ def _coerce(owner: type, f: dataclasses.Field, value: Any) -> Any:
     if kind is str:
         if not isinstance(value, str) or not value.strip():
             raise SettingsError(f"{label}: expected a non-empty text value, got {value!r}")
+        choices = f.metadata.get("choices")
+        if choices and value.strip() not in choices:
+            raise SettingsError(f"{label}: {value.strip()!r} is not one of {', '.join(choices)}")
         return value.strip()
 
     try:
@@ -118,6 +123,21 @@ class TrainSettings:
     eval_fraction: float = _field(0.1, "Share of rows held out to measure eval loss (0 turns evaluation off)", 0.0, 0.5)
     max_input_tokens: int = _field(256, "Longest input in tokens; longer rows are reported, never cut", 4, 4096)
     max_output_tokens: int = _field(128, "Longest output in tokens; longer rows are reported, never cut", 4, 4096)
+    method: str = _field(
+        "lora",
+        "Fine-tuning method: lora, ia3, prompt-tuning or prefix-tuning (the last two learn best with a learning rate near 0.03)",
+        choices=("lora", "ia3", "prompt-tuning", "prefix-tuning"),
+    )
+    rslora: bool = _field(False, "LoRA only: scale the update by alpha / sqrt(rank) (rsLoRA) instead of alpha / rank")
+    dora: bool = _field(False, "LoRA only: split each update into magnitude and direction (DoRA); slower per step")
+    virtual_tokens: int = _field(20, "Prompt and prefix tuning: number of virtual tokens learned in front of the input", 1, 512)
+    ia3_target_modules: list[str] = _field(["k", "v", "wo"], "IA3 only: modules whose activations get a learned scale")
+    ia3_feedforward_modules: list[str] = _field(
+        ["wo"], "IA3 only: modules of the feed-forward block, scaled on their input; names not in ia3-target-modules are ignored"
+    )
+    eval_every: int = _field(0, "Steps between evaluations, besides one at each epoch end; 0 picks it from the data size (4 times an epoch above 25 steps an epoch)", 0, 1_000_000)
+    overfit_warning: int = _field(2, "Warn when eval loss has risen this many evaluations in a row while the training loss fell (0: never)", 0, 1000)
+    early_stopping: int = _field(0, "Stop when eval loss has not improved for this many evaluations and keep the best adapter (0: off)", 0, 1000)
 
     def __post_init__(self) -> None:
         _check_fields(self)

@@ -16,12 +16,14 @@ from textual.worker import Worker, WorkerState
 from lora_chat.core import paths
 from lora_chat.core.errors import LoraChatError
 from lora_chat.core.settings import Settings, load_settings
+from lora_chat.tui.chat_host import ChatHost
 from lora_chat.tui.log_handler import AppLogHandler, LogLineAdded
 from lora_chat.tui.screens.adapters import AdaptersScreen
 from lora_chat.tui.screens.chat import ChatScreen
 from lora_chat.tui.screens.datasets import DatasetsScreen
 from lora_chat.tui.screens.log import LogScreen
 from lora_chat.tui.screens.train import TrainScreen
+from lora_chat.tui.training_host import TrainingHost
 from lora_chat.tui.widgets.dialogs import ConfirmDialog, ErrorDialog
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 SCREENS = (("datasets", "Datasets", "f1"), ("train", "Train", "f2"), ("adapters", "Adapters", "f3"), ("chat", "Chat", "f4"))
 
 
-class LoraChatApp(App[int]):
+class LoraChatApp(TrainingHost, ChatHost, App[int]):
     """The app. It owns the chat engine and the training run, so leaving a screen stops neither."""
 
     CSS_PATH = "app.tcss"
@@ -113,10 +115,12 @@ class LoraChatApp(App[int]):
         It waits on a dialog, so call it from a worker.
         """
         blockers = self.quit_blockers()
-        if not blockers:
-            return True
-        question = "\n".join(f"• {line}" for line in blockers) + "\n\nQuit anyway?"
-        return bool(await self.push_screen_wait(ConfirmDialog(question, title="Quit lora-chat?", confirm_label="Quit", danger=True)))
+        if blockers:
+            question = "\n".join(f"• {line}" for line in blockers) + "\n\nQuit anyway?"
+            if not await self.push_screen_wait(ConfirmDialog(question, title="Quit lora-chat?", confirm_label="Quit", danger=True)):
+                return False
+        # Asked last, so a run is never stopped for a quit that another question then calls off.
+        return await self.confirm_quit_training()
 
     # Errors -------------------------------------------------------------------------
 
