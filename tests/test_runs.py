@@ -53,6 +53,7 @@ def test_progress_folds_events():
         {"event": "step", "step": 3, "total_steps": 4, "epoch": 1.5, "loss": 1.0, "samples_per_second": 6.0, "eta": 1.0, "elapsed": 4.0},
         {"event": "step", "step": 4, "total_steps": 4, "epoch": 2.0, "loss": 1.5, "samples_per_second": 6.0, "eta": 0.0, "elapsed": 5.0},
         {"event": "eval", "step": 4, "epoch": 2, "eval_loss": 2.7, "elapsed": 5.1},
+        {"event": "warning", "kind": "overfitting", "step": 4, "message": "eval loss has risen", "elapsed": 5.1},
     ]
     for event in events:
         progress.apply(event)
@@ -65,19 +66,26 @@ def test_progress_folds_events():
     assert progress.device == "cpu"
     assert progress.elapsed == 5.1
     assert progress.overfitting is True
+    assert progress.overfit_warning == "eval loss has risen"
 
     progress.apply({"event": "done", "adapter": "a", "elapsed": 6.0})
     assert progress.outcome == "done"
     assert "'a'" in progress.message
 
 
-def test_progress_no_overfitting_when_both_fall():
+def test_progress_warning_cleared_by_new_best():
     progress = RunProgress()
-    for step, loss in enumerate([3.0, 2.0, 1.5, 1.0], start=1):
-        progress.apply({"event": "step", "step": step, "loss": loss})
-        if step % 2 == 0:
-            progress.apply({"event": "eval", "eval_loss": 3.0 - step / 2})
+    progress.apply({"event": "eval", "eval_loss": 2.0})
+    progress.apply({"event": "warning", "kind": "overfitting", "message": "rising"})
+    assert progress.overfitting is True
+    progress.apply({"event": "eval", "eval_loss": 1.5})
     assert progress.overfitting is False
+
+
+def test_train_command_bool_options():
+    args = train_command("d.jsonl", "a", TrainSettings(dora=True), "base", defaults=TrainSettings(rslora=True))
+    assert "--dora" in args
+    assert "--no-rslora" in args
 
 
 @pytest.mark.slow

@@ -64,7 +64,11 @@ def train_command(
         value = getattr(settings, f.name)
         if defaults is not None and getattr(defaults, f.name) == value:
             continue
-        args += ["--" + f.name.replace("_", "-"), _option_text(value)]
+        option = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(option if value else "--no-" + option[2:])
+        else:
+            args += [option, _option_text(value)]
     args += ["--base-model", base_model]
     if events is not None:
         args += ["--events", str(events)]
@@ -99,6 +103,8 @@ class RunInfo:
     command: list[str]
     started: float
     cancel_requested: bool = False
+    # Set once the app has shown how the run ended, so the next start does not show it again.
+    reported: bool = False
 
     @property
     def events_path(self) -> Path:
@@ -165,6 +171,9 @@ class TrainingRun:
         self._cancel_sent: float | None = None
         self._terminate_sent: float | None = None
         self.exit_code: int | None = None
+        if process is None and info.cancel_requested:
+            # Cancelled by an earlier app that has quit since: keep escalating from now on.
+            self._cancel_sent = time.monotonic()
 
     @property
     def id(self) -> str:
@@ -288,6 +297,14 @@ class TrainingRun:
             self._signal(signal.SIGKILL)
             self._terminate_sent = now
 
+    def mark_reported(self) -> None:
+        """Record that the user has seen how the run ended."""
+        self.info.reported = True
+        try:
+            self.info.save()
+        except OSError as exc:
+            log.warning("could not update %s: %s", self.info.folder / RUN_FILE, exc)
+
     def wait(self, timeout: float | None = None, interval: float = 0.1) -> str:
         """Poll until the run ends or ``timeout`` passes; return the outcome."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -325,9 +342,8 @@ class RunProgress:
     outcome: str = "running"
     message: str = ""
     started: float | None = None
-    # Mean train loss over each epoch that has an eval loss, to compare the two trends.
-    _epoch_losses: list[float] = field(default_factory=list)
-    _epoch_start_step: int = 0
+    # The training's overfitting warning, cleared when the eval loss reaches a new best.
+    overfit_warning: str | None = None
 
     @property
     def fraction(self) -> float:
@@ -335,10 +351,8 @@ class RunProgress:
 
     @property
     def overfitting(self) -> bool:
-        """True when the last eval loss rose while the train loss fell over the same epoch."""
-        if len(self.eval_losses) < 2 or len(self._epoch_losses) < 2:
-            return False
-        return self.eval_losses[-1] > self.eval_losses[-2] and self._epoch_losses[-1] < self._epoch_losses[-2]
+        """True while the eval loss rises and the train loss falls, as the training reported."""
+        return self.overfit_warning is not None
 
     def apply(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -373,10 +387,10 @@ class RunProgress:
             self.eval_losses.append(self.eval_loss)
             if self.best_eval_loss is None or self.eval_loss < self.best_eval_loss:
                 self.best_eval_loss = self.eval_loss
-            window = self.losses[self._epoch_start_step : self.step]
-            if window:
-                self._epoch_losses.append(sum(window) / len(window))
-            self._epoch_start_step = self.step
+                self.overfit_warning = None
+        elif kind == "warning":
+            if event.get("kind") == "overfitting":
+                self.overfit_warning = event.get("message") or "eval loss is rising while the train loss falls"
         elif kind == "done":
             self.outcome = "done"
             self.status = "done"

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Checkbox, Input, Label, Static
+from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from lora_chat.core.errors import SettingsError
 from lora_chat.core.settings import parse_value
@@ -48,11 +48,17 @@ class SettingsForm(Widget):
         padding: 0 1 0 0;
         color: $text-primary;
     }
-    SettingsForm Input {
-        width: 14;
+    SettingsForm Input, SettingsForm Checkbox, SettingsForm Select {
+        width: 18;
     }
-    SettingsForm Checkbox {
-        width: 14;
+    SettingsForm #form-scroll {
+        height: 1fr;
+    }
+    SettingsForm #form-focus-help {
+        height: auto;
+        color: $text-muted;
+        padding: 0 1;
+        background: $panel;
     }
     SettingsForm .form-help {
         width: 1fr;
@@ -92,13 +98,18 @@ class SettingsForm(Widget):
         self._values: dict[str, Any] = dataclasses.asdict(settings)
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
+        with VerticalScroll(id="form-scroll"):
             for f in self.fields:
                 value = getattr(self.initial, f.name)
                 help_text = self._help(f)
                 with Horizontal(classes="form-row"):
                     yield Label(field_label(f.name), classes="form-label")
-                    if isinstance(value, bool):
+                    choices = f.metadata.get("choices")
+                    if choices:
+                        select = Select([(c, c) for c in choices], value=value, allow_blank=False, id=f"field-{f.name}", compact=True)
+                        select.tooltip = help_text
+                        yield select
+                    elif isinstance(value, bool):
                         checkbox = Checkbox("", value, id=f"field-{f.name}", compact=True)
                         checkbox.tooltip = help_text
                         yield checkbox
@@ -108,6 +119,7 @@ class SettingsForm(Widget):
                         yield field_input
                     yield Static(help_text, classes="form-help", markup=False)
                 yield Static("", id=f"problem-{f.name}", classes="form-problem", markup=False)
+        yield Static("Each value is checked as you type; the help of the focused field shows here.", id="form-focus-help", markup=False)
 
     @staticmethod
     def _help(f: dataclasses.Field) -> str:
@@ -116,6 +128,12 @@ class SettingsForm(Widget):
         if low is not None and high is not None:
             text += f" ({low:g} to {high:g})"
         return text
+
+    def on_descendant_focus(self, event: Any) -> None:
+        name = self._field_name(event.widget)
+        if name is not None:
+            f = next(f for f in self.fields if f.name == name)
+            self.query_one("#form-focus-help", Static).update(f"{field_label(name)}: {self._help(f)}")
 
     def _field_name(self, widget: Widget) -> str | None:
         if widget.id and widget.id.startswith("field-"):
@@ -150,6 +168,13 @@ class SettingsForm(Widget):
             event.stop()
             self._check(name, event.value)
 
+    @on(Select.Changed)
+    def _select_changed(self, event: Select.Changed) -> None:
+        name = self._field_name(event.select)
+        if name is not None and event.value != Select.NULL:
+            event.stop()
+            self._check(name, event.value)
+
     @property
     def valid(self) -> bool:
         return not self.problems
@@ -164,5 +189,7 @@ class SettingsForm(Widget):
         widget = self.query_one(f"#field-{name}")
         if isinstance(widget, Checkbox):
             widget.value = bool(value)
+        elif isinstance(widget, Select):
+            widget.value = value
         elif isinstance(widget, Input):
             widget.value = value_text(value)
