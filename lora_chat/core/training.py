@@ -28,6 +28,7 @@ from typing import Any, Callable
 from lora_chat.core.dataset import Dataset, DatasetReport, Row, check_dataset, read_dataset
 from lora_chat.core.errors import DatasetError, DiskSpaceError, SettingsError, TrainingCancelled, TrainingError
 from lora_chat.core.library import AdapterEntry, AdapterLibrary, validate_name
+from lora_chat.core.methods import count_trainable_parameters, describe_method, make_peft_config, target_modules  # noqa: F401
 from lora_chat.core.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -134,46 +135,14 @@ def linear_module_names(model: Any) -> list[str]:
     return sorted(names)
 
 
-def check_target_modules(model: Any, targets: list[str]) -> None:
+def check_target_modules(model: Any, targets: list[str], setting: str = "target-modules") -> None:
     available = linear_module_names(model)
     missing = [t for t in targets if t not in available]
     if missing:
         raise SettingsError(
-            f"target-modules: {', '.join(missing)} match no layer of this base model; "
+            f"{setting}: {', '.join(missing)} match no layer of this base model; "
             f"layer names that exist: {', '.join(available)}"
         )
-
-
-def make_peft_config(settings: TrainSettings) -> Any:
-    from peft import LoraConfig, TaskType
-
-    return LoraConfig(
-        task_type=TaskType.SEQ_2_SEQ_LM,
-        r=settings.rank,
-        lora_alpha=settings.alpha,
-        lora_dropout=settings.dropout,
-        target_modules=list(settings.target_modules),
-    )
-
-
-def count_trainable_parameters(base_config: dict[str, Any], settings: TrainSettings) -> int:
-    """Count LoRA parameters for a T5-shaped model from its config, without loading it."""
-    d_model = base_config["d_model"]
-    inner = base_config["num_heads"] * base_config["d_kv"]
-    d_ff = base_config["d_ff"]
-    enc, dec = base_config["num_layers"], base_config.get("num_decoder_layers") or base_config["num_layers"]
-    gated = str(base_config.get("feed_forward_proj", "")).startswith("gated")
-    shapes = {"q": (d_model, inner), "k": (d_model, inner), "v": (d_model, inner), "o": (inner, d_model), "wo": (d_ff, d_model)}
-    shapes.update({"wi_0": (d_model, d_ff), "wi_1": (d_model, d_ff)} if gated else {"wi": (d_model, d_ff)})
-    total = 0
-    for target in settings.target_modules:
-        if target not in shapes:
-            continue
-        fan_in, fan_out = shapes[target]
-        per_layer = settings.rank * (fan_in + fan_out)
-        attention_blocks = enc + 2 * dec  # decoder layers have self- and cross-attention
-        total += per_layer * (attention_blocks if target in ("q", "k", "v", "o") else enc + dec)
-    return total
 
 
 def _versions() -> dict[str, str]:
@@ -216,6 +185,7 @@ class TrainResult:
     final_eval_loss: float | None
     duration_s: float
     samples_per_second: float
+    main_process: bool = True
 
 
 def _adapter_bytes(trainable: int) -> int:
@@ -332,6 +302,11 @@ def _train(
         rows=len(rows),
         skipped=skipped,
     )
+    if settings.early_stopping and not split.eval:
+        raise SettingsError(
+            f"early-stopping needs held-out rows, but none were held out ({len(rows)} valid rows, eval-fraction "
+            f"{settings.eval_fraction:g}); set --eval-fraction above 0 with at least 5 rows, or turn early stopping off"
+        )
     if should_stop():
         raise TrainingCancelled("training cancelled before it started; nothing was added to the library")
 
@@ -349,8 +324,8 @@ def _train(
     emit("status", message=f"loading the base model on {accelerator.device}")
     model = load_base_model(base_model, "cpu")
     base_info = describe_base_model(base_model, model)
-    check_target_modules(model, settings.target_modules)
-    model = get_peft_model(model, make_peft_config(settings))
+    check_target_modules(model, target_modules(settings), "ia3-target-modules" if settings.method == "ia3" else "target-modules")
+    model = get_peft_model(model, make_peft_config(settings, model.config.to_dict()))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     # Checked again before saving; checking now spares a whole run that could not be saved.
     _check_disk_space(library.root, _adapter_bytes(trainable))
@@ -371,6 +346,10 @@ def _train(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     world, rank = accelerator.num_processes, accelerator.process_index
     pad_id = tokenizer.pad_token_id
+    interval = eval_interval(steps_per_epoch, settings.eval_every)
+    tracker = EvalTracker(settings.overfit_warning, settings.early_stopping)
+    best_weights: dict[str, Any] | None = None
+    stopped_early = False
 
     emit(
         "ready",
@@ -382,11 +361,13 @@ def _train(
         trainable_parameters=trainable,
         device=str(accelerator.device) + (" (bf16)" if use_bf16 else ""),
         processes=world,
+        method=settings.method,
+        method_description=describe_method(settings),
+        eval_every=interval,
     )
 
     rng = random.Random(settings.seed)
     history: list[dict[str, Any]] = []
-    eval_history: list[dict[str, Any]] = []
     step = 0
     samples = 0
     train_started = time.time()
@@ -396,6 +377,8 @@ def _train(
     for epoch in range(settings.epochs):
         model.train()
         for batch_idx in length_grouped_batches(lengths, settings.batch_size, rng):
+            if stopped_early:
+                break
             if should_stop():
                 raise TrainingCancelled(f"training cancelled at step {step} of {total_steps}; nothing was added to the library")
             # Each process takes its share of the same batch, so several processes compute
@@ -430,29 +413,59 @@ def _train(
                 eta=round(elapsed / step * (total_steps - step), 1),
             )
 
-        if eval_features:
-            eval_loss = evaluate_loss(model, eval_features, settings.batch_size, pad_id, accelerator.device)
+            step_in_epoch = step - epoch * steps_per_epoch
+            if not eval_features or (step_in_epoch % interval and step_in_epoch != steps_per_epoch):
+                continue
+            # Each process scores its share of the held-out rows; the sums are added up.
+            unwrapped = accelerator.unwrap_model(model)
+            sums = loss_sums(unwrapped, eval_features[rank::world], settings.batch_size, pad_id, accelerator.device)
+            if world > 1:
+                sums = accelerator.reduce(torch.tensor(sums, device=accelerator.device), reduction="sum").tolist()
+            eval_loss = sums[0] / max(sums[1], 1)
             if not math.isfinite(eval_loss):
                 raise TrainingError(
-                    f"the eval loss became {eval_loss} after epoch {epoch + 1}; training stopped and nothing was added "
+                    f"the eval loss became {eval_loss} at step {step}; training stopped and nothing was added "
                     f"to the library; try a lower learning rate (now {settings.learning_rate:g})"
                 )
-            eval_history.append({"step": step, "epoch": epoch + 1, "eval_loss": round(eval_loss, 5)})
-            emit("eval", step=step, epoch=epoch + 1, eval_loss=round(eval_loss, 5))
+            window = [h["loss"] for h in history if h["step"] > tracker.last_step]
+            warning = tracker.add(step, round(epoch + step_in_epoch / steps_per_epoch, 3), eval_loss, sum(window) / len(window))
+            emit("eval", step=step, epoch=tracker.history[-1]["epoch"], eval_loss=round(eval_loss, 5), best_eval_loss=round(tracker.best_loss, 5))
+            if warning:
+                emit("warning", category="overfitting", step=step, message=warning)
+            if settings.early_stopping and tracker.best_step == step:
+                best_weights = {k: v.detach().clone() for k, v in unwrapped.named_parameters() if v.requires_grad}
+            if tracker.should_stop_early():
+                stopped_early = True
+                emit(
+                    "status",
+                    message=f"early stopping at step {step}: eval loss has not improved for {settings.early_stopping} "
+                    f"evaluations; keeping the adapter from step {tracker.best_step} (eval loss {tracker.best_loss:.4f})",
+                )
+        if stopped_early:
+            break
 
+    restored_step = None
+    if best_weights is not None and tracker.best_step != step:
+        unwrapped = accelerator.unwrap_model(model)
+        with torch.no_grad():
+            for key, param in unwrapped.named_parameters():
+                if key in best_weights:
+                    param.copy_(best_weights[key])
+        restored_step = tracker.best_step
+        eval_loss = tracker.best_loss
     duration = time.time() - train_started
     if should_stop():
         raise TrainingCancelled("training cancelled before saving; nothing was added to the library")
 
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
-        return TrainResult(AdapterEntry(name, library.root / name), last_loss, eval_loss, duration, samples / max(duration, 1e-9))
+        return TrainResult(AdapterEntry(name, library.root / name), last_loss, eval_loss, duration, samples / max(duration, 1e-9), False)
 
     emit("status", message="saving the adapter")
     unwrapped = accelerator.unwrap_model(model)
     meta = {
         "name": name,
-        "method": "lora",
+        "method": settings.method,
         "base_model": base_info.to_dict(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "dataset": {
@@ -466,9 +479,21 @@ def _train(
         "settings": dataclasses.asdict(settings),
         "trainable_parameters": trainable,
         "loss_history": history,
-        "eval_history": eval_history,
+        "eval_history": tracker.history,
+        "eval_every": interval,
+        "warnings": tracker.warnings,
+        "early_stopping": {
+            "patience": settings.early_stopping,
+            "stopped_early": stopped_early,
+            "best_step": tracker.best_step,
+            "best_eval_loss": tracker.best_loss,
+            "restored_step": restored_step,
+        }
+        if settings.early_stopping
+        else None,
         "final_loss": last_loss,
         "final_eval_loss": eval_loss,
+        "last_eval_loss": tracker.history[-1]["eval_loss"] if tracker.history else None,
         "duration_s": round(duration, 2),
         "samples_per_second": round(samples / duration, 2) if duration > 0 else None,
         "device": str(accelerator.device),
@@ -507,6 +532,12 @@ def save_adapter(model: Any, meta: dict[str, Any], library: AdapterLibrary, name
 
 def evaluate_loss(model: Any, features: list[dict[str, list[int]]], batch_size: int, pad_id: int, device: Any) -> float:
     """Return the mean loss per target token over ``features``, under inference mode."""
+    total, tokens = loss_sums(model, features, batch_size, pad_id, device)
+    return total / max(tokens, 1)
+
+
+def loss_sums(model: Any, features: list[dict[str, list[int]]], batch_size: int, pad_id: int, device: Any) -> tuple[float, int]:
+    """Return the summed loss over the target tokens of ``features`` and the number of those tokens."""
     import torch
 
     was_training = model.training
@@ -520,4 +551,63 @@ def evaluate_loss(model: Any, features: list[dict[str, list[int]]], batch_size: 
             tokens += n
     if was_training:
         model.train()
-    return total / max(tokens, 1)
+    return total, tokens
+
+
+def eval_interval(steps_per_epoch: int, eval_every: int) -> int:
+    """Return the steps between evaluations: ``eval_every``, else an epoch up to 25 steps and a quarter epoch above."""
+    if eval_every:
+        return eval_every
+    return steps_per_epoch if steps_per_epoch <= 25 else math.ceil(steps_per_epoch / 4)
+
+
+@dataclass
+class EvalTracker:
+    """Eval losses so far, the best one, and whether the run is overfitting.
+
+    ``overfit_after``: evaluations in a row with a rising eval loss (while the mean
+    training loss between evaluations fell) before a warning; 0 never warns.
+    ``patience``: evaluations without a new best before early stopping; 0 never stops.
+    """
+
+    overfit_after: int
+    patience: int
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    warnings: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    best_loss: float | None = None
+    best_step: int | None = None
+    last_step: int = 0
+    since_best: int = 0
+    rising: int = 0
+    warned_this_rise: bool = False
+
+    def add(self, step: int, epoch: float, eval_loss: float, train_loss: float) -> str | None:
+        """Record one evaluation; return a warning message when overfitting starts to show."""
+        previous = self.history[-1] if self.history else None
+        self.history.append({"step": step, "epoch": epoch, "eval_loss": round(eval_loss, 5), "train_loss": round(train_loss, 5)})
+        self.last_step = step
+        if self.best_loss is None or eval_loss < self.best_loss:
+            self.best_loss, self.best_step, self.since_best = eval_loss, step, 0
+        else:
+            self.since_best += 1
+        self.rising = self.rising + 1 if previous and eval_loss > previous["eval_loss"] else 0
+        if not self.rising:
+            self.warned_this_rise = False
+
+        if not self.overfit_after or self.rising < self.overfit_after or self.warned_this_rise:
+            return None
+        start = self.history[-1 - self.rising]
+        if train_loss >= start["train_loss"]:
+            return None
+        self.warned_this_rise = True
+        message = (
+            f"eval loss has risen for {self.rising} evaluations in a row ({start['eval_loss']:.4f} at step "
+            f"{start['step']} to {eval_loss:.4f} at step {step}) while the training loss fell "
+            f"({start['train_loss']:.4f} to {train_loss:.4f}): the adapter is overfitting; fewer epochs, a lower "
+            "learning rate or more rows would help, and --early-stopping keeps the best adapter"
+        )
+        self.warnings.append({"step": step, "message": message})
+        return message
+
+    def should_stop_early(self) -> bool:
+        return bool(self.patience) and self.since_best >= self.patience
