@@ -63,7 +63,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
             help=f"{helps[name]} (default: {','.join(default) if isinstance(default, list) else default})",
         )
     for name in ("rslora", "dora"):
-        parser.add_argument("--" + name, dest=name, action="store_true", default=None, help=helps[name])
+        parser.add_argument("--" + name, dest=name, action=argparse.BooleanOptionalAction, default=None, help=helps[name])
 
 
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:

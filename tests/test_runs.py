@@ -152,3 +152,14 @@ def test_killed_child_reported(sample, tiny_model):
     assert latest is not None
     assert latest.outcome == "error"
     assert AdapterLibrary().names() == []
+
+
+def test_cli_parses_built_commands():
+    from lora_chat.cli import build_parser
+
+    args = train_command("d.jsonl", "a", TrainSettings(dora=True, rslora=False, epochs=3), "base", defaults=TrainSettings(rslora=True))
+    parsed = build_parser().parse_args(args)
+    assert parsed.dora is True
+    assert parsed.rslora is False
+    assert parsed.epochs == 3
+    assert parsed.name == "a"
