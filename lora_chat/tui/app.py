@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import weakref
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -28,6 +30,9 @@ from lora_chat.tui.widgets.dialogs import ConfirmDialog, ErrorDialog
 
 log = logging.getLogger(__name__)
 
+# When set (to any non-empty value), the app exits right after drawing its first screen.
+EXIT_AFTER_FIRST_SCREEN_ENV = "LORA_CHAT_EXIT_AFTER_FIRST_SCREEN"
+
 # Mode name, screen title and key, in the order of the footer.
 SCREENS = (("datasets", "Datasets", "f1"), ("train", "Train", "f2"), ("adapters", "Adapters", "f3"), ("chat", "Chat", "f4"))
 
@@ -38,10 +43,12 @@ class LoraChatApp(TrainingHost, ChatHost, App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "lora-chat"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     MODES = {"datasets": DatasetsScreen, "train": TrainScreen, "adapters": AdaptersScreen, "chat": ChatScreen}
     BINDINGS = [
         *(Binding(key, f"switch_mode('{mode}')", title, priority=True) for mode, title, key in SCREENS),
-        Binding("ctrl+l", "show_log", "Log"),
+        Binding("ctrl+l", "show_log", "Log", show=False),
+        Binding("question_mark", "toggle_keys", "Keys", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -54,15 +61,20 @@ class LoraChatApp(TrainingHost, ChatHost, App[int]):
         self.current_adapter: str | None = None
         self.debug_mode = debug
         self.log_handler = AppLogHandler(self)
+        self._reported_workers: weakref.WeakSet[Worker] = weakref.WeakSet()
 
     # Start and stop -----------------------------------------------------------------
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         logging.getLogger().addHandler(self.log_handler)
         self.update_subtitle()
-        self.switch_mode("datasets")
+        # Notifications go to the screen shown when they are posted, so the first screen comes first.
+        await self.switch_mode("datasets")
         for warning in self.settings.warnings:
             self.notify(warning, title="Settings", severity="warning", timeout=10)
+        # benchmarks/run.py times process start to first drawn screen with this variable set.
+        if os.environ.get(EXIT_AFTER_FIRST_SCREEN_ENV):
+            self.call_after_refresh(self.exit)
 
     def on_unmount(self) -> None:
         logging.getLogger().removeHandler(self.log_handler)
@@ -147,16 +159,31 @@ class LoraChatApp(TrainingHost, ChatHost, App[int]):
         except LoraChatError as exc:
             self.show_error(exc, title=title)
 
-    def report_worker_state(self, worker: Worker) -> None:
-        """Turn a failed worker into an error dialog; the one place that does so."""
-        if worker.state is not WorkerState.ERROR or worker.error is None:
+    def report_worker_state(self, worker: Worker, state: WorkerState | None = None) -> None:
+        """Turn a failed worker into an error dialog; the one place that does so.
+
+        ``state`` is the state the message reported: by the time a RUNNING message is
+        handled the worker may have failed already, and only the ERROR message counts.
+        Each failed worker is reported once, however many handlers pass it on.
+        """
+        if (state or worker.state) is not WorkerState.ERROR or worker.error is None:
             return
+        if worker in self._reported_workers:
+            return
+        self._reported_workers.add(worker)
         if self.debug_mode and not isinstance(worker.error, LoraChatError):
             raise worker.error
         self.show_error(worker.error, title=f"{worker.name} failed" if worker.name else "Error")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        self.report_worker_state(event.worker)
+        self.report_worker_state(event.worker, event.state)
+
+    def action_toggle_keys(self) -> None:
+        """Show or hide Textual's panel listing every key of the focused widget and the screen."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
 
     # Log view -----------------------------------------------------------------------
 

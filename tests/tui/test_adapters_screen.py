@@ -32,7 +32,8 @@ async def test_table_lists_broken_entries(settings):
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_adapters(pilot)
         assert column(screen, "name") == ["half-copied", "pirate"]
-        assert column(screen, "base_model")[0] == "broken: missing adapter weights (adapter_model.safetensors)"
+        assert column(screen, "status") == ["broken", "ok"]
+        assert column(screen, "problem") == ["missing adapter weights (adapter_model.safetensors)", ""]
         assert column(screen, "loss")[1] == "0.3100"
         assert column(screen, "rank")[1] == "8"
 

@@ -19,16 +19,19 @@ from lora_chat.core.library import AdapterEntry, AdapterLibrary
 from lora_chat.tui.screens.base import LoraScreen
 from lora_chat.tui.widgets.dialogs import ConfirmDialog, PromptDialog
 
+# The columns that tell adapters apart come first, so they stay in view at 80 columns.
 COLUMNS = (
     ("name", "name"),
-    ("base_model", "base model"),
-    ("created", "created"),
-    ("dataset", "dataset"),
-    ("rows", "rows"),
-    ("rank", "rank"),
-    ("epochs", "epochs"),
+    ("status", "status"),
     ("loss", "loss"),
     ("eval_loss", "eval loss"),
+    ("rank", "rank"),
+    ("epochs", "epochs"),
+    ("dataset", "dataset"),
+    ("rows", "rows"),
+    ("created", "created"),
+    ("base_model", "base model"),
+    ("problem", "problem"),
 )
 
 
@@ -41,22 +44,25 @@ def _created(meta: dict[str, Any]) -> str:
 
 
 def table_cells(entry: AdapterEntry) -> list[str]:
-    """Return the table columns of one library entry."""
-    if entry.broken:
-        return [entry.name, f"broken: {entry.problem}", "", "", "", "", "", "", ""]
+    """Return the table columns of one library entry, in the order of COLUMNS."""
     meta = entry.meta
+    base_model = str(entry.base_model or "-")
+    if entry.broken:
+        return [entry.name, "broken", "", "", "", "", "", "", _created(meta), base_model, entry.problem or ""]
     settings = meta.get("settings") or {}
     dataset = meta.get("dataset") or {}
     return [
         entry.name,
-        str(entry.base_model or "-"),
-        _created(meta),
-        str(dataset.get("name") or "-"),
-        str(dataset.get("valid_rows", dataset.get("rows", "-"))),
-        str(settings.get("rank", "-")),
-        str(settings.get("epochs", "-")),
+        "ok",
         _loss(meta.get("final_loss")),
         _loss(meta.get("final_eval_loss")),
+        str(settings.get("rank", "-")),
+        str(settings.get("epochs", "-")),
+        str(dataset.get("name") or "-"),
+        str(dataset.get("valid_rows", dataset.get("rows", "-"))),
+        _created(meta),
+        base_model,
+        "",
     ]
 
 
@@ -195,10 +201,10 @@ class AdaptersScreen(LoraScreen):
         self.query_one("#loss-curve", Sparkline).data = losses
         self.query_one("#eval-curve", Sparkline).data = eval_losses
         self.query_one("#loss-label", Label).update(
-            f"loss over {len(losses)} steps: {losses[0]:.3f} → {losses[-1]:.3f}" if losses else "no loss history recorded"
+            f"loss {losses[0]:.3f} → {losses[-1]:.3f}" if losses else "no loss history recorded"
         )
         self.query_one("#eval-label", Label).update(
-            f"eval loss over {len(eval_losses)} epochs: {eval_losses[0]:.3f} → {eval_losses[-1]:.3f}" if eval_losses else "no eval loss recorded"
+            f"eval loss {eval_losses[0]:.3f} → {eval_losses[-1]:.3f}" if eval_losses else "no eval loss recorded"
         )
         self.query_one("#loss-curve").display = bool(losses)
         self.query_one("#eval-curve").display = bool(eval_losses)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textual.screen import Screen
+from textual.screen import ActiveBinding, Screen
 from textual.worker import Worker
 
 
@@ -13,7 +13,19 @@ class LoraScreen(Screen):
         # Worker.StateChanged does not bubble, so each screen hands it to the app's one handler.
         report = getattr(self.app, "report_worker_state", None)
         if report is not None:
-            report(event.worker)
+            report(event.worker, event.state)
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """Return the active bindings with the app's own first.
+
+        The footer lists bindings in this order and cuts off what does not fit, and the
+        keys that switch screens must stay visible on every screen, even at 80 columns.
+        """
+        bindings = super().active_bindings
+        app_first = {key: active for key, active in bindings.items() if active.node is self.app}
+        app_first.update((key, active) for key, active in bindings.items() if key not in app_first)
+        return app_first
 
     def quit_blockers(self) -> list[str]:
         """Return what would be lost by quitting now, one line each; empty when nothing."""

@@ -29,6 +29,20 @@ from lora_chat.tui.widgets.row_editor import RowEditor
 log = logging.getLogger(__name__)
 
 COLUMNS = (("number", "#"), ("input", "input"), ("output", "output"), ("in_tokens", "in"), ("out_tokens", "out"), ("problems", "problems"))
+# The footer has room for a few keys only, so the sidebar lists them all when it is tall
+# enough; otherwise "?" shows them in Textual's keys panel.
+KEYS_HINT = """\
+a add  ↵ edit
+d duplicate
+del delete
+^z undo  ^y redo
+/ search
+p problems only
+^s save
+n new  o open
+i import
+x export
+? all keys"""
 PREVIEW_CHARS = 200
 SEARCH_DELAY_S = 0.2
 # Above this many rows to remove at once, clearing the table and adding the rest is quicker
@@ -128,7 +142,8 @@ class DatasetsScreen(LoraScreen):
             with Vertical(id="dataset-sidebar"):
                 yield Label("Library datasets", classes="pane-title")
                 yield OptionList(id="dataset-list")
-                yield Static("n new · o open file\ni import · x export", id="dataset-keys", classes="hint")
+                yield Static(KEYS_HINT, id="dataset-keys", classes="hint")
+                yield Static("? all keys", id="dataset-keys-short", classes="hint")
             with Vertical(id="dataset-pane"):
                 with Horizontal(id="dataset-heading"):
                     yield Label("No dataset open", id="dataset-name", markup=False)
@@ -154,7 +169,11 @@ class DatasetsScreen(LoraScreen):
         self.refresh_library()
 
     def on_screen_suspend(self) -> None:
-        if self.document is not None and self.document.dirty:
+        # A dialog on top suspends this screen too; remind only when another screen takes over.
+        self.call_after_refresh(self._remind_unsaved)
+
+    def _remind_unsaved(self) -> None:
+        if self.app.current_mode != "datasets" and self.document is not None and self.document.dirty:
             self.notify(f"{self.document.name} has unsaved changes; ctrl+s on the Datasets screen saves them.", severity="warning")
 
     def on_resize(self) -> None:
@@ -167,7 +186,7 @@ class DatasetsScreen(LoraScreen):
         highlighted = option_list.highlighted_option.id if option_list.highlighted_option else None
         files = library_datasets(paths.datasets_dir())
         option_list.clear_options()
-        option_list.add_options(Option(path.name, id=str(path)) for path in files)
+        option_list.add_options(Option(Text(path.name), id=str(path)) for path in files)
         if not files:
             option_list.add_option(Option("(none yet: press n)", id="", disabled=True))
         ids = [str(path) for path in files]
@@ -218,6 +237,8 @@ class DatasetsScreen(LoraScreen):
         self._shown_order.clear()
         self.clear_filters(sync=False)
         self.sync_table()
+        # The table was hidden until now, so its width is known only after the next refresh.
+        self.call_after_refresh(self.fit_columns)
         if document.rows and table.row_count:
             table.move_cursor(row=0)
         table.focus()
@@ -262,7 +283,7 @@ class DatasetsScreen(LoraScreen):
         fixed = {"number": 5, "in_tokens": 4, "out_tokens": 4}
         # Each column has one cell of padding on each side.
         free = max(30, width - sum(fixed.values()) - 2 * len(COLUMNS) - 2)
-        widths = {**fixed, "input": free * 3 // 10, "output": free * 3 // 10}
+        widths = {**fixed, "input": free * 37 // 100, "output": free * 37 // 100}
         widths["problems"] = free - widths["input"] - widths["output"]
         for key, column in table.columns.items():
             column.width = widths[key.value]

@@ -1,0 +1,268 @@
+"""The Chat screen with a fake engine: streaming, labels, compare, stop, settings, errors and history."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, Select, Static
+
+from lora_chat.core import paths
+from lora_chat.core.history import HistoryStore
+from lora_chat.core.settings import Settings
+from lora_chat.tui.app import LoraChatApp
+from lora_chat.tui.screens.chat import ChatScreen
+from lora_chat.tui.screens.history import HistoryScreen
+from lora_chat.tui.widgets.chat_turn import AnswerBox
+from lora_chat.tui.widgets.dialogs import ErrorDialog
+from tests.tui.conftest import make_adapter
+from tests.tui.fake_engine import FakeEngine
+
+
+def make_app(engine: FakeEngine) -> LoraChatApp:
+    app = LoraChatApp(settings=Settings(base_model="fake/base"))
+    app.make_engine = lambda: engine  # type: ignore[method-assign]
+    return app
+
+
+async def wait_until(pilot, condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.05)
+
+
+async def open_chat(pilot) -> ChatScreen:
+    await pilot.press("f4")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, ChatScreen))
+    return pilot.app.screen
+
+
+async def ask(pilot, screen: ChatScreen, prompt: str) -> None:
+    await pilot.press(*prompt)
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: not screen.answering)
+
+
+def boxes(screen: ChatScreen) -> list[AnswerBox]:
+    return list(screen.query(AnswerBox))
+
+
+@pytest.fixture
+def adapters() -> Path:
+    root = paths.adapters_dir()
+    make_adapter(root, "pirate")
+    make_adapter(root, "shouty")
+    make_adapter(root, "foreign")
+    return root
+
+
+async def test_answer_streams_with_label():
+    engine = FakeEngine()
+    app = make_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_chat(pilot)
+        await wait_until(pilot, lambda: app.engine_state == "ready")
+        await ask(pilot, screen, "hello")
+        [box] = boxes(screen)
+        assert box.text == "base says: hello"
+        assert box.border_title == "none (base model)"
+        assert box.border_subtitle == "3 tokens, 0.5 s"
+        assert screen.query_one("#prompt", Input).value == ""
+        assert engine.prompts == [("hello", None)]
+
+
+async def test_turns_saved_to_history():
+    app = make_app(FakeEngine())
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_chat(pilot)
+        await ask(pilot, screen, "one")
+        await ask(pilot, screen, "two")
+        conversation_id = screen.conversation_id
+    assert conversation_id is not None
+    stored = HistoryStore().get(conversation_id)
+    assert [t.prompt for t in stored.turns] == ["one", "two"]
+    assert stored.turns[1].answers[0].text == "base says: two"
+    assert stored.turns[1].answers[0].adapter is None
+    assert stored.base_model == "fake/base"
+
+
+async def test_adapter_choice_labels_answer(adapters):
+    engine = FakeEngine()
+    app = make_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_chat(pilot)
+        screen.query_one("#adapter", Select).value = "pirate"
+        await wait_until(pilot, lambda: screen.settled["adapter"] == "pirate")
+        assert app.current_adapter == "pirate"
+        assert "adapter pirate" in app.sub_title
+        await ask(pilot, screen, "ahoy")
+        [box] = boxes(screen)
+        assert box.border_title == "pirate"
+        assert box.text == "pirate says: ahoy"
+
+
+async def test_other_base_adapter_rejected(adapters):
+    engine = FakeEngine(other_base=("foreign",))
+    app = make_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_chat(pilot)
+        screen.query_one("#adapter", Select).value = "foreign"
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        message = str(app.screen.query_one("#error-message", Static).render())
+        assert "google/flan-t5-base" in message
+        assert "fake/base" in message
+        await pilot.press("escape")
+        assert screen.query_one("#adapter", Select).value == "(base)"
+        assert app.current_adapter is None
+
+
+async def test_compare_two_side_by_side(adapters):
+    app = make_app(FakeEngine())
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_chat(pilot)
+        screen.query_one("#adapter", Select).value = "pirate"
+        await wait_until(pilot, lambda: screen.settled["adapter"] == "pirate")
+        await pilot.press("ctrl+k")
+        screen.query_one("#compare-with", Select).value = "shouty"
+        await wait_until(pilot, lambda: screen.settled["compare-with"] == "shouty")
+        await ask(pilot, screen, "hi")
+        first, second = boxes(screen)
+        assert (first.border_title, first.text) == ("pirate", "pirate says: hi")
+        assert (second.border_title, second.text) == ("shouty", "shouty says: hi")
+        assert first.parent is second.parent
+        stored = HistoryStore().get(screen.conversation_id)
+        assert [a.adapter for a in stored.turns[0].answers] == ["pirate", "shouty"]
+
+
+async def test_escape_stops_answer():
+    app = make_app(FakeEngine(piece_delay=0.3))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_chat(pilot)
+        await pilot.press(*"a long prompt with many words")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: boxes(screen) and boxes(screen)[0].text)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not screen.answering)
+        [box] = boxes(screen)
+        assert box.border_subtitle.startswith("stopped after")
+        assert box.has_class("-stopped")
+        assert len(box.text.split()) < 8
+
+
+async def test_cut_answer_marked():
+    app = make_app(FakeEngine())
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_chat(pilot)
+        await pilot.press("ctrl+g")
+        field = screen.query_one("#field-max_new_tokens", Input)
+        field.value = "2"
+        await pilot.pause()
+        screen.query_one("#prompt", Input).focus()
+        await ask(pilot, screen, "tell me more")
+        [box] = boxes(screen)
+        assert box.text == "base says:"
+        assert box.border_subtitle == "cut at 2 tokens (raise max-new-tokens for more)"
+        assert HistoryStore().get(screen.conversation_id).turns[0].answers[0].cut is True
+
+
+async def test_bad_setting_keeps_prompt():
+    engine = FakeEngine()
+    app = make_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_chat(pilot)
+        await pilot.press("ctrl+g")
+        screen.query_one("#field-temperature", Input).value = "9"
+        await pilot.pause()
+        assert "temperature: 9.0 is out of range; allowed 0.01 to 5" in str(screen.query_one("#problem-temperature", Static).render())
+        screen.query_one("#prompt", Input).focus()
+        await pilot.press(*"keep me", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ErrorDialog)
+        assert screen.query_one("#prompt", Input).value == "keep me"
+        assert engine.prompts == []
+
+
+async def test_failed_answer_restores_prompt():
+    class BrokenEngine(FakeEngine):
+        def stream(self, *args, **kwargs):
+            raise RuntimeError("out of memory")
+            yield  # pragma: no cover - makes this a generator
+
+    app = make_app(BrokenEngine())
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_chat(pilot)
+        await ask(pilot, screen, "precious words")
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        assert "out of memory" in str(app.screen.query_one("#error-message", Static).render())
+        assert screen.query_one("#prompt", Input).value == "precious words"
+        [box] = boxes(screen)
+        assert box.border_subtitle == "failed"
+
+
+async def test_keys_work_while_loading():
+    engine = FakeEngine()
+    engine.load_gate.clear()
+    app = make_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_chat(pilot)
+        await wait_until(pilot, lambda: app.engine_state == "loading")
+        assert str(screen.query_one("#engine-status", Static).render()) == "loading fake/base…"
+        await pilot.press(*"typed while loading")
+        assert screen.query_one("#prompt", Input).value == "typed while loading"
+        engine.load_gate.set()
+        await wait_until(pilot, lambda: app.engine_state == "ready")
+        assert str(screen.query_one("#engine-status", Static).render()) == "ready · cpu"
+
+
+async def test_new_chat_clears_history():
+    app = make_app(FakeEngine())
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_chat(pilot)
+        await ask(pilot, screen, "first")
+        first_id = screen.conversation_id
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert boxes(screen) == []
+        await ask(pilot, screen, "second")
+        assert screen.conversation_id != first_id
+
+
+async def test_history_continues_conversation(adapters):
+    store = HistoryStore()
+    conversation_id = store.new_conversation("fake/base", "pirate")
+    store.add_turn(conversation_id, "old prompt", [{"adapter": "pirate", "text": "old answer", "cut": True, "settings": {}}])
+    store.close()
+
+    app = make_app(FakeEngine())
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_chat(pilot)
+        await pilot.press("ctrl+h")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen) and boxes(screen))
+        [box] = boxes(screen)
+        assert box.text == "old answer"
+        assert box.border_title == "pirate"
+        assert box.border_subtitle == "cut by the token limit"
+        assert screen.conversation_id == conversation_id
+        await wait_until(pilot, lambda: screen.settled["adapter"] == "pirate")
+
+        await ask(pilot, screen, "new prompt")
+    turns = HistoryStore().get(conversation_id).turns
+    assert [t.prompt for t in turns] == ["old prompt", "new prompt"]
+    assert turns[1].answers[0].adapter == "pirate"
+
+
+async def test_release_adapter_unloads(adapters):
+    engine = FakeEngine()
+    app = make_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_chat(pilot)
+        screen.query_one("#adapter", Select).value = "pirate"
+        await wait_until(pilot, lambda: screen.settled["adapter"] == "pirate")
+        await app.release_adapter("pirate")
+        assert engine.released == ["pirate"]
+        assert app.current_adapter is None
