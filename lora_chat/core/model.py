@@ -67,18 +67,31 @@ def hub_reachable(timeout: float = 5.0) -> bool:
     in version 2.x), so without this check a machine with no network waits minutes.
     """
     import socket
+    import threading
     from urllib.parse import urlparse
 
     from huggingface_hub import constants
 
     url = urlparse(constants.ENDPOINT)
     port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((url.hostname, port), timeout=timeout):
-            return True
-    except OSError as exc:
-        log.info("hub %s not reachable: %s", constants.ENDPOINT, exc)
+    reached: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((url.hostname, port), timeout=timeout):
+                reached.append(True)
+        except OSError as exc:
+            log.info("hub %s not reachable: %s", constants.ENDPOINT, exc)
+
+    # The connect timeout does not cover the name lookup, which can hang far longer on a
+    # broken network, so the probe runs in a thread that is given up on after ``timeout``.
+    thread = threading.Thread(target=probe, name="lora-chat-hub-check", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        log.info("hub %s not reachable: no answer within %.1f s", constants.ENDPOINT, timeout)
         return False
+    return bool(reached)
 
 
 def load_tokenizer(base_model: str) -> Any:

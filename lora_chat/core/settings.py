@@ -248,5 +248,13 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     from lora_chat.core.fileio import atomic_write_bytes
 
     path = path or paths.settings_file()
-    atomic_write_bytes(path, tomli_w.dumps(settings.to_toml_dict()).encode("utf-8"))
+    try:
+        atomic_write_bytes(path, tomli_w.dumps(settings.to_toml_dict()).encode("utf-8"))
+    except OSError as exc:
+        from lora_chat.core.errors import LoraChatError
+
+        raise LoraChatError(
+            f"cannot save the settings to {path} ({exc.strerror or exc}); the old file is unchanged; "
+            f"make {path.parent} writable or set {paths.HOME_ENV} to a writable folder"
+        ) from None
     return path
