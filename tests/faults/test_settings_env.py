@@ -115,8 +115,8 @@ def test_unwritable_home_list_still_works(capsys, unwritable_home):
 
 
 def test_read_only_library_message(monkeypatch, tmp_path):
-    # Tests run as root, which may write to any folder, so the permission check itself is
-    # made to fail here; the message is what a user without write access sees.
+    # Root may write to any folder, and these tests may run as root, so the permission check
+    # itself is made to fail; the message is the one a user without write access gets.
     library = AdapterLibrary(tmp_path / "adapters")
     library.root.mkdir()
     real_access = __import__("os").access
