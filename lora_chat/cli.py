@@ -47,7 +47,22 @@ def _setting_type(cls: type, name: str) -> Callable[[str], Any]:
     return convert
 
 
-def _add_train_options(parser: argparse.ArgumentParser) -> None:
+def _setting_list_type(cls: type, name: str) -> Callable[[str], Any]:
+    """Return an argparse type that reads comma-separated values of one setting, each checked."""
+    one = _setting_type(cls, name)
+
+    def convert(text: str) -> list[Any]:
+        values = [one(part.strip()) for part in text.split(",") if part.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError(f"{name.replace('_', '-')}: give one or more values separated by commas")
+        return values
+
+    convert.__name__ = name.replace("_", "-")
+    return convert
+
+
+def _add_train_options(parser: argparse.ArgumentParser, lists: Sequence[str] = ()) -> None:
+    """Add an option per training setting; those named in ``lists`` take comma-separated values."""
     helps = {f.name: f.metadata.get("help", "") for f in dataclasses.fields(TrainSettings)}
     metavars = {"epochs": "N", "learning_rate": "X", "rank": "R", "alpha": "A", "dropout": "D", "batch_size": "B", "seed": "S", "target_modules": "q,v", "eval_fraction": "F", "max_input_tokens": "N", "max_output_tokens": "N"}
     metavars.update(method="METHOD", virtual_tokens="N", ia3_target_modules="k,v,wo", ia3_feedforward_modules="wo", eval_every="N", overfit_warning="N", early_stopping="PATIENCE")
@@ -58,9 +73,10 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
             "--" + name.replace("_", "-"),
             dest=name,
             metavar=metavar,
-            type=_setting_type(TrainSettings, name),
+            type=_setting_list_type(TrainSettings, name) if name in lists else _setting_type(TrainSettings, name),
             default=None,
-            help=f"{helps[name]} (default: {','.join(default) if isinstance(default, list) else default})",
+            help=f"{helps[name]} (default: {','.join(default) if isinstance(default, list) else default})"
+            + ("; several values separated by commas train one adapter each" if name in lists else ""),
         )
     for name in ("rslora", "dora"):
         parser.add_argument("--" + name, dest=name, action=argparse.BooleanOptionalAction, default=None, help=helps[name])
@@ -129,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     _add_generation_options(evaluate)
     evaluate.set_defaults(handler=cmd_eval)
+
+    sweep = commands.add_parser("sweep", parents=[common], help="train one adapter per combination of settings and rank them by eval loss")
+    sweep.add_argument("file", type=Path, help="the dataset: a .json, .jsonl or .csv file")
+    sweep.add_argument("--name", help="start of the adapter names, as in NAME-r4 (default: the dataset file name)")
+    _add_train_options(sweep, lists=SWEEP_SETTINGS)
+    sweep.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to train (default: auto)")
+    sweep.add_argument("--json", action="store_true", help="print the ranking as JSON")
+    sweep.set_defaults(handler=cmd_sweep)
 
     _add_history_commands(commands, common)
 
@@ -603,6 +627,55 @@ def cmd_eval(args: argparse.Namespace) -> int:
             mark = "=" if row.exact[s.system] else "x"
             print(f"  {s.system:<10} {mark} {row.answers[s.system]}")
     return 0
+
+
+SWEEP_SETTINGS = ("method", "rank", "alpha", "dropout", "learning_rate", "epochs", "batch_size", "virtual_tokens")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from lora_chat.core.sweep import run_sweep
+
+    settings = _settings(args)
+    values = dataclasses.asdict(settings.train)
+    for f in dataclasses.fields(TrainSettings):
+        if getattr(args, f.name, None) is not None:
+            values[f.name] = getattr(args, f.name)
+    grid = {name: values.pop(name) for name in SWEEP_SETTINGS if isinstance(values[name], list) and len(values[name]) > 1}
+    values.update({name: values[name][0] for name in SWEEP_SETTINGS if isinstance(values.get(name), list)})
+    name = args.name or args.file.stem
+    printer = _ProgressPrinter()
+
+    def progress(event: dict[str, Any]) -> None:
+        nonlocal printer
+        if event["event"] == "start":
+            printer = _ProgressPrinter()
+            printer._line(f"[{event['sweep_index'] + 1}/{event['sweep_total']}] training {event['sweep_run']}")
+        elif event["event"] != "status":
+            printer(event)
+
+    stop = threading.Event()
+    result = run_sweep(
+        args.file, name, TrainSettings(**values), grid, settings.base_model, report=progress, should_stop=stop.is_set, library=_library(), device=args.device
+    )
+    if args.json:
+        print(json.dumps({"ranked_by": result.ranked_by, "runs": [
+            {k: v for k, v in dataclasses.asdict(run).items() if k != "settings"} for run in result.runs
+        ]}, indent=2))
+        return 0 if any(run.error is None for run in result.runs) else 1
+    print(f"ranked by {result.ranked_by} (same split and seed {values['seed']}):")
+    header = ("#", "ADAPTER", "SETTINGS", "EVAL LOSS", "LOSS", "TIME", "PARAMETERS")
+    table = [header]
+    for place, run in enumerate(result.runs, 1):
+        changes = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in run.changes.items())
+        if run.error:
+            table.append((str(place), run.name, changes, "failed", "-", "-", run.error[:60]))
+            continue
+        params = f"{run.trainable_parameters:,}" if run.trainable_parameters is not None else "-"
+        table.append((str(place), run.name, changes, _fmt_loss(run.eval_loss), _fmt_loss(run.final_loss), f"{run.duration_s:.1f}s", params))
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
+    return 0 if any(run.error is None for run in result.runs) else 1
 
 
 def cmd_adapters_list(args: argparse.Namespace) -> int:
