@@ -181,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("name")
     export.add_argument("dest", type=Path)
     export.set_defaults(handler=cmd_adapters_export)
+    merge = adapter_commands.add_parser("merge", parents=[common], help="write the base model with a LoRA or IA3 adapter merged in to a folder")
+    merge.add_argument("name")
+    merge.add_argument("dest", type=Path, help="a new folder for the merged model and its tokenizer")
+    merge.set_defaults(handler=cmd_adapters_merge)
     return parser
 
 
@@ -801,6 +805,16 @@ def cmd_adapters_import(args: argparse.Namespace) -> int:
 def cmd_adapters_export(args: argparse.Namespace) -> int:
     dest = _library().export(args.name, args.dest)
     print(f"exported {args.name!r} to {dest}")
+    return 0
+
+
+def cmd_adapters_merge(args: argparse.Namespace) -> int:
+    from lora_chat.core.merge import merge_adapter
+
+    settings = _settings(args)
+    dest = merge_adapter(args.name, args.dest, settings.base_model, _library())
+    print(f"merged {args.name!r} into {settings.base_model} and saved the model to {dest}")
+    print(f"load it without peft: AutoModelForSeq2SeqLM.from_pretrained({str(dest)!r})")
     return 0
 
 

@@ -192,6 +192,12 @@ class ChatEngine:
         self._injected = None
         self.model.eval()
 
+    def adapter_model(self, name: str) -> Any:
+        """Attach adapter ``name`` and return the PeftModel that holds it (for merging)."""
+        with self._lock:
+            self.attach(name)
+            return self._owner[name]
+
     def release(self, name: str) -> None:
         """Unload adapter ``name`` (before it is deleted or renamed in the library)."""
         with self._lock:
