@@ -171,7 +171,8 @@ class ChatEngine:
             else:
                 holder.load_adapter(str(folder), adapter_name=name)
         else:
-            if self._injected is not None and str(self._injected.peft_type) != peft_type:
+            # PeftType is a str enum: it equals its value, while str() of it is "PeftType.LORA".
+            if self._injected is not None and self._injected.peft_type != peft_type:
                 # NOTE: switching between a LoRA and an IA3 adapter unloads the other method's
                 # adapters (the base model stays), so compare mode across them reloads adapter files.
                 self._unload_injected()
