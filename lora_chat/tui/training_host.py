@@ -1,8 +1,8 @@
 """The app's side of training: one run at a time, owned by the App so leaving a screen never stops it.
 
-A thread worker follows the run's event log and posts :class:`TrainingEvents`; the handler
+A thread worker follows the run's event log and posts :class:`TrainingEvents`. The handler
 folds them into ``app.training_progress`` and publishes it on ``app.training_changed``,
-which the Train screen subscribes to.
+the signal the Train screen subscribes to.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class TrainingHost:
 
     @work(thread=True, name="finding training runs", group="training", exit_on_error=False)
     def restore_training(self) -> None:
-        """Re-attach to a run still going, or show how the last run ended if nobody has seen it."""
+        """Re-attach to a run still going, or show how the last run ended if the user has not seen it."""
         app: App = self  # type: ignore[assignment]
         run = self.runs.latest()
         if run is None or (run.finished and run.info.reported):

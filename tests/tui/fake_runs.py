@@ -12,7 +12,7 @@ from lora_chat.core.settings import TrainSettings
 
 
 class FakeRun(TrainingRun):
-    """A run whose 'process' ends when the test says so; cancel() writes a ``cancelled`` event."""
+    """A run whose 'process' ends when the test sets ``ended``; cancel() writes a ``cancelled`` event."""
 
     def __init__(self, info: RunInfo) -> None:
         super().__init__(info)

@@ -125,7 +125,7 @@ async def test_compare_two_side_by_side(adapters):
         screen = await open_chat(pilot)
         screen.query_one("#adapter", Select).value = "pirate"
         await wait_until(pilot, lambda: screen.settled["adapter"] == "pirate")
-        await pilot.press("ctrl+k")
+        await pilot.press("ctrl+b")
         screen.query_one("#compare-with", Select).value = "shouty"
         await wait_until(pilot, lambda: screen.settled["compare-with"] == "shouty")
         await ask(pilot, screen, "hi")
@@ -239,7 +239,7 @@ async def test_history_continues_conversation(adapters):
     app = make_app(FakeEngine())
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_chat(pilot)
-        await pilot.press("ctrl+h")
+        await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen) and boxes(screen))

@@ -113,6 +113,9 @@ class ChatScreen(LoraScreen):
     ChatScreen #engine-status.-failed {
         color: $text-error;
     }
+    ChatScreen.-narrow #adapter, ChatScreen.-narrow #compare-with {
+        width: 20;
+    }
     ChatScreen #chat-main {
         height: 1fr;
     }
@@ -151,12 +154,14 @@ class ChatScreen(LoraScreen):
     }
     """
 
+    # The prompt Input takes ctrl+a/e/k/u/w/x/c/v/d, and terminals send ctrl+h as backspace,
+    # so ctrl+h only works where the terminal reports it apart (the kitty keyboard protocol).
     BINDINGS = [
         Binding("escape", "stop_answer", "Stop answer"),
         Binding("ctrl+n", "new_chat", "New chat"),
-        Binding("ctrl+h", "history", "History"),
+        Binding("ctrl+r,ctrl+h", "history", "History"),
+        Binding("ctrl+b", "toggle_compare", "Compare"),
         Binding("ctrl+g", "toggle_generation", "Settings"),
-        Binding("ctrl+k", "toggle_compare", "Compare"),
         Binding("ctrl+o", "focus_adapter", "Adapter", show=False),
     ]
 
@@ -185,8 +190,9 @@ class ChatScreen(LoraScreen):
         with Horizontal(id="chat-main"):
             with VerticalScroll(id="conversation"):
                 yield Static(
-                    "Type a prompt below and press Enter. Escape stops an answer; ctrl+k compares two adapters "
-                    "side by side; ctrl+g shows the generation settings; ctrl+h opens saved conversations.",
+                    "Type a prompt below and press Enter; Escape stops an answer. ctrl+o picks the adapter, "
+                    "ctrl+b compares two side by side, ctrl+g shows the generation settings and ctrl+r "
+                    "opens saved conversations.",
                     id="chat-empty",
                 )
             with VerticalScroll(id="generation"):
@@ -383,8 +389,14 @@ class ChatScreen(LoraScreen):
         self.answering = False
         stopped = self.stop_event is not None and self.stop_event.is_set()
         self.app.answer_stop = None
+        if message.error is not None:
+            note = "failed"
+        elif stopped:
+            note = "stopped before it began"
+        else:
+            note = "no answer"
         for box in message.turn.boxes[len(message.answers) :]:
-            box.fail("failed" if message.error else "stopped before it began" if stopped else "no answer")
+            box.fail(note)
         if message.error is not None:
             # Nothing typed is lost: the prompt goes back into the input unless something new is there.
             prompt_input = self.query_one("#prompt", Input)

@@ -100,9 +100,9 @@ class TrainScreen(LoraScreen):
     """
 
     BINDINGS = [
-        Binding("ctrl+s", "start", "Start training"),
+        Binding("ctrl+s", "start", "Start"),
         Binding("ctrl+o", "open_dataset", "Open file"),
-        Binding("ctrl+x", "cancel_run", "Cancel run"),
+        Binding("ctrl+x", "cancel_run", "Cancel"),
         Binding("ctrl+t", "chat_with_adapter", "Chat with it"),
         Binding("ctrl+n", "new_run", "New run"),
     ]
@@ -134,8 +134,8 @@ class TrainScreen(LoraScreen):
                 yield Static("", id="train-params", markup=False)
                 yield Static("", id="train-command", markup=False)
                 with Horizontal(id="train-actions"):
-                    yield Button("Start training", id="start", variant="primary", compact=True)
-                    yield Button("Open dataset file", id="open-dataset", compact=True)
+                    yield Button("Start training (ctrl+s)", id="start", variant="primary", compact=True)
+                    yield Button("Open dataset file (ctrl+o)", id="open-dataset", compact=True)
             yield RunView(id="train-run")
         yield Footer()
 

@@ -38,7 +38,7 @@ OUTCOME_TITLES = {
 
 
 class RunView(Vertical):
-    """Shows a :class:`RunProgress`; the buttons are handled by the screen that holds it."""
+    """The view of a :class:`RunProgress`. The screen that contains it handles the buttons."""
 
     DEFAULT_CSS = """
     RunView {
@@ -140,9 +140,9 @@ class RunView(Vertical):
         yield Static("", id="overfit-hint", markup=False)
         yield Static("", id="run-message", markup=False)
         with Horizontal(id="run-buttons"):
-            yield Button("Cancel training", id="cancel-run", variant="error", compact=True)
-            yield Button("Chat with it", id="chat-with-adapter", variant="success", compact=True)
-            yield Button("New run", id="new-run", variant="primary", compact=True)
+            yield Button("Cancel training (ctrl+x)", id="cancel-run", variant="error", compact=True)
+            yield Button("Chat with it (ctrl+t)", id="chat-with-adapter", variant="success", compact=True)
+            yield Button("New run (ctrl+n)", id="new-run", variant="primary", compact=True)
 
     def show(self, progress: RunProgress) -> None:
         """Update every part of the view from ``progress``."""
@@ -195,7 +195,7 @@ class RunView(Vertical):
     @staticmethod
     def _outcome_message(progress: RunProgress) -> str:
         if progress.outcome == "done":
-            return f"Adapter {progress.adapter!r} is in the library. Press ctrl+t to chat with it."
+            return f"Adapter {progress.adapter!r} is in the library."
         if progress.outcome in ("cancelled", "error"):
             return progress.message
         return ""
