@@ -343,7 +343,10 @@ def _train(
     steps_per_epoch = math.ceil(len(train_features) / settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / max(1, total_steps)))
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    # The scheduler stays outside accelerate: prepared, it steps once per process on each
+    # step, which decays the learning rate world-size times too fast here, because every
+    # process works on a share of the same batch.
+    model, optimizer = accelerator.prepare(model, optimizer)
     world, rank = accelerator.num_processes, accelerator.process_index
     pad_id = tokenizer.pad_token_id
     interval = eval_interval(steps_per_epoch, settings.eval_every)
@@ -387,6 +390,13 @@ def _train(
             batch = collate([train_features[i] for i in local], pad_id, accelerator.device)
             with accelerator.autocast():
                 loss = model(**batch).loss
+            if world > 1:
+                # DDP averages the gradients of the processes. Weighting each share by its
+                # target tokens makes that average the gradient of the whole batch's mean
+                # loss; a process with no share of a small batch adds nothing.
+                batch_tokens = sum(len(train_features[i]["labels"]) for i in batch_idx)
+                share_tokens = sum(len(train_features[i]["labels"]) for i in batch_idx[rank::world])
+                loss = loss * (share_tokens * world / batch_tokens)
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"the loss became {float(loss)} at step {step + 1}; training stopped and nothing was added "
