@@ -77,7 +77,7 @@ class SystemSummary:
 
 @dataclass
 class EvalReport:
-    """What ``lora-chat eval`` prints: where the rows came from, a summary per system, and the rows."""
+    """The report of ``lora-chat eval``: where the rows came from, a summary per system, and the rows."""
 
     adapter: str
     method: str

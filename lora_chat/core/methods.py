@@ -1,8 +1,8 @@
 """The fine-tuning methods: LoRA (with rsLoRA and DoRA), IA3, prompt tuning and prefix tuning.
 
 Each method maps to one peft config class. LoRA and IA3 add weights inside the base
-model's layers, so they can be merged into it; prompt and prefix tuning learn virtual
-tokens in front of the input and cannot be merged.
+model's layers, so they can be merged into it. Prompt and prefix tuning learn virtual
+tokens in front of the input, so they cannot be merged.
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ def make_peft_config(settings: TrainSettings, model_config: dict[str, Any] | Non
         if not model_config:
             raise SettingsError("prefix-tuning needs the base model's config to size its virtual tokens")
         # T5 attention is num_heads * d_kv wide, which differs from d_model in flan-t5
-        # (6 * 64 = 384 against 512); peft 0.21 assumes d_model unless told, and the key
-        # and value shapes then do not fit.
+        # (6 * 64 = 384 against 512). peft 0.21 uses d_model unless token_dim is set, and
+        # the key and value shapes then do not fit.
         heads = model_config["num_heads"]
         return PrefixTuningConfig(
             task_type=task,
@@ -91,10 +91,10 @@ def make_peft_config(settings: TrainSettings, model_config: dict[str, Any] | Non
 def count_trainable_parameters(base_config: dict[str, Any], settings: TrainSettings) -> int | None:
     """Count the trainable parameters of a method on a T5-shaped model from its config, without loading it.
 
-    Returns None when the config lacks a T5 field. The counts match peft 0.21's layers:
-    DoRA adds one magnitude per output feature of each adapted layer; IA3 learns one
-    scale per output feature, or per input feature for feed-forward modules; prompt
-    tuning learns its tokens for the encoder and the decoder; prefix tuning learns keys
+    Returns None when the config lacks a T5 field. The counts match peft 0.21's layers.
+    DoRA adds one magnitude per output feature of each adapted layer. IA3 learns one
+    scale per output feature, or per input feature for feed-forward modules. Prompt
+    tuning learns its tokens for the encoder and the decoder. Prefix tuning learns keys
     and values for each layer.
     """
     try:

@@ -125,7 +125,7 @@ class TrainSettings:
     max_output_tokens: int = _field(128, "Longest output in tokens; longer rows are reported, never cut", 4, 4096)
     method: str = _field(
         "lora",
-        "Fine-tuning method: lora, ia3, prompt-tuning or prefix-tuning (the last two learn best with a learning rate near 0.03)",
+        "Fine-tuning method: lora, ia3, prompt-tuning or prefix-tuning (the last two often need a higher learning rate, such as 0.01 to 0.03)",
         choices=("lora", "ia3", "prompt-tuning", "prefix-tuning"),
     )
     rslora: bool = _field(False, "LoRA only: scale the update by alpha / sqrt(rank) (rsLoRA) instead of alpha / rank")
