@@ -251,7 +251,12 @@ async def test_history_continues_conversation(adapters):
         await wait_until(pilot, lambda: screen.settled["adapter"] == "pirate")
 
         await ask(pilot, screen, "new prompt")
-    turns = HistoryStore().get(conversation_id).turns
+        screen.query_one("#adapter", Select).value = "(base)"
+        await wait_until(pilot, lambda: screen.settled["adapter"] == "(base)")
+        await ask(pilot, screen, "plain prompt")
+    stored = HistoryStore().get(conversation_id)
+    assert stored.adapter is None
+    turns = stored.turns[:2]
     assert [t.prompt for t in turns] == ["old prompt", "new prompt"]
     assert turns[1].answers[0].adapter == "pirate"
 

@@ -187,7 +187,9 @@ async def test_run_view_follows_events(base_model, dataset):
         await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen))
         chat = app.screen
         await wait_until(pilot, lambda: chat.settled["adapter"] == "greetings")
+        await pilot.pause(0.2)
         assert app.current_adapter == "greetings"
+        assert chat.query_one("#adapter", Select).value == "greetings"
 
 
 async def test_overfitting_hint_shown(base_model, dataset):

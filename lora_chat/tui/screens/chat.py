@@ -172,6 +172,8 @@ class ChatScreen(LoraScreen):
         self.answering = False
         self.pending_prompt: str | None = None
         self.conversation_id: int | None = None
+        # The adapter the saved conversation records; it follows the adapter of the latest turn.
+        self.conversation_adapter: str | None = None
         self._history: Any = None
         self._history_failed = False
         # The last value each Select settled on, to go back to when attaching fails.
@@ -223,11 +225,13 @@ class ChatScreen(LoraScreen):
         options = [(BASE_LABEL, BASE_OPTION)] + [(name, name) for name in names]
         for select_id in ("adapter", "compare-with"):
             select = self.query_one(f"#{select_id}", Select)
-            current = self.settled[select_id]
+            # The value on show may still be loading (not settled yet); keep it unless it is gone.
+            wanted = str(select.value) if select.value != Select.NULL else self.settled[select_id]
             with select.prevent(Select.Changed):
                 select.set_options(options)
-                select.value = current if current == BASE_OPTION or current in names else BASE_OPTION
-            self.settled[select_id] = str(select.value)
+                select.value = wanted if wanted == BASE_OPTION or wanted in names else BASE_OPTION
+            if self.settled[select_id] not in names:
+                self.settled[select_id] = BASE_OPTION
         self._update_current_adapter()
 
     def select_adapter(self, adapter: str | None) -> None:
@@ -338,9 +342,10 @@ class ChatScreen(LoraScreen):
             self.app.show_error(f"generation settings: {exc}", title="Cannot answer")
             return
 
-        adapters = [to_adapter(self.settled["adapter"])]
+        # The choices on show, even one still loading: the answer waits for it.
+        adapters = [to_adapter(self.query_one("#adapter", Select).value)]
         if self.comparing:
-            adapters.append(to_adapter(self.settled["compare-with"]))
+            adapters.append(to_adapter(self.query_one("#compare-with", Select).value))
         turn = ChatTurn(prompt, adapters)
         self.query_one("#chat-empty").display = False
         conversation = self.query_one("#conversation", VerticalScroll)
@@ -435,9 +440,13 @@ class ChatScreen(LoraScreen):
             {"adapter": a.adapter, "text": a.text, "cut": a.cut, "stopped": a.stopped, "settings": dataclasses.asdict(settings)}
             for a in answers
         ]
+        adapter = answers[0].adapter
         try:
             if self.conversation_id is None:
-                self.conversation_id = store.new_conversation(self.app.base_model, answers[0].adapter)
+                self.conversation_id = store.new_conversation(self.app.base_model, adapter)
+            elif adapter != self.conversation_adapter:
+                store.set_adapter(self.conversation_id, adapter)
+            self.conversation_adapter = adapter
             store.add_turn(self.conversation_id, prompt, records)
         except LoraChatError as exc:
             log.warning("could not save a turn of conversation %s: %s", self.conversation_id, exc)
@@ -468,6 +477,7 @@ class ChatScreen(LoraScreen):
             conversation = store.get(conversation_id)
             self.action_new_chat()
             self.conversation_id = conversation.id
+            self.conversation_adapter = conversation.adapter
             conversation_view = self.query_one("#conversation", VerticalScroll)
             for stored in conversation.turns:
                 turn = ChatTurn(stored.prompt, [a.adapter for a in stored.answers], [a.text for a in stored.answers])

@@ -294,7 +294,8 @@ class TrainScreen(LoraScreen):
             return
         form = self.query_one(SettingsForm)
         if not form.valid:
-            self.app.show_error(f"{len(form.problems)} setting(s) are invalid: " + "; ".join(form.problems.values()), title="Cannot start training")
+            problems = "\n".join(form.problems.values())
+            self.app.show_error(f"{problems}\n\nFix the settings marked in red, then start again.", title="Cannot start training")
             return
 
         with self.app.errors_shown("Cannot start training"):
@@ -332,7 +333,7 @@ class TrainScreen(LoraScreen):
         self.app.push_screen(
             ConfirmDialog(
                 f"Stop training {name!r}? It stops after the current step and nothing is added to the library.",
-                title="Cancel training?",
+                title="Stop training?",
                 confirm_label="Stop training",
                 danger=True,
             ),

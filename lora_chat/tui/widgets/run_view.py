@@ -69,11 +69,15 @@ class RunView(Vertical):
         margin-left: 2;
     }
     RunView .spark-row {
-        height: 3;
+        height: 2fr;
+        min-height: 3;
+        max-height: 12;
         margin-top: 1;
     }
     RunView #eval-row {
-        height: 2;
+        height: 1fr;
+        min-height: 2;
+        max-height: 6;
         margin-top: 0;
     }
     RunView .spark-label {

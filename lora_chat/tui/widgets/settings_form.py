@@ -28,6 +28,10 @@ def value_text(value: Any) -> str:
     return str(value)
 
 
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 class SettingsForm(Widget):
     """The fields of ``settings_class`` with their help and allowed range.
 
@@ -44,7 +48,7 @@ class SettingsForm(Widget):
         height: 1;
     }
     SettingsForm .form-label {
-        width: 19;
+        width: 25;
         padding: 0 1 0 0;
         color: $text-primary;
     }
@@ -69,7 +73,7 @@ class SettingsForm(Widget):
     }
     SettingsForm .form-problem {
         color: $text-error;
-        padding: 0 0 0 19;
+        padding: 0 0 0 25;
         height: auto;
         display: none;
     }
@@ -126,7 +130,7 @@ class SettingsForm(Widget):
         text = f.metadata.get("help", "")
         low, high = f.metadata.get("min"), f.metadata.get("max")
         if low is not None and high is not None:
-            text += f" ({low:g} to {high:g})"
+            text += f" ({_number_text(low)} to {_number_text(high)})"
         return text
 
     def on_descendant_focus(self, event: Any) -> None:
