@@ -210,6 +210,10 @@ class ChatScreen(LoraScreen):
         self.query_one("#prompt", Input).focus()
         self.app.ensure_engine()
 
+    def on_unmount(self) -> None:
+        # A generating thread cannot be killed; stopping it lets the app exit at once.
+        self.action_stop_answer()
+
     def on_screen_resume(self) -> None:
         self.refresh_adapters()
         self.query_one("#prompt", Input).focus()
