@@ -271,3 +271,48 @@ async def test_release_adapter_unloads(adapters):
         await app.release_adapter("pirate")
         assert engine.released == ["pirate"]
         assert app.current_adapter is None
+
+
+class RecordingEngine(FakeEngine):
+    """A fake engine that records the few-shot examples each answer got."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.few_shot_seen: list[tuple[str | None, object]] = []
+
+    def stream(self, prompt, adapter=None, settings=None, stop=None, **kwargs):
+        self.few_shot_seen.append((adapter, kwargs.get("few_shot")))
+        yield from super().stream(prompt, adapter, settings, stop, **kwargs)
+
+
+async def test_few_shot_base_beside_adapter(tmp_path):
+    data = tmp_path / "pairs.jsonl"
+    rows = [{"input": f"q{i}", "output": f"a{i}"} for i in range(1, 7)]
+    data.write_text("".join(__import__("json").dumps(r) + "\n" for r in rows))
+    from lora_chat.core.dataset import read_dataset
+
+    content_hash = read_dataset(data).content_hash()
+    make_adapter(paths.adapters_dir(), "pirate", {"dataset": {"name": "pairs", "path": str(data), "rows": 6, "content_hash": content_hash, "eval_rows": [1]}})
+    engine = RecordingEngine()
+    app = make_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_chat(pilot)
+        screen.query_one("#adapter", Select).value = "pirate"
+        await wait_until(pilot, lambda: screen.settled["adapter"] == "pirate")
+        await pilot.press("ctrl+b")
+        screen.query_one("#few-shot", Input).value = "2"
+        screen.query_one("#prompt", Input).focus()
+        await ask(pilot, screen, "hi")
+        assert engine.few_shot_seen == [("pirate", None), (None, [("q2", "a2"), ("q3", "a3")])]
+
+
+async def test_few_shot_without_adapter_explains():
+    app = make_app(FakeEngine())
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_chat(pilot)
+        screen.query_one("#few-shot", Input).value = "3"
+        screen.query_one("#prompt", Input).focus()
+        await pilot.press(*"hi", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        assert "few-shot prompting takes its examples from an adapter's training rows" in app.screen.message
+        assert boxes(screen) == []

@@ -15,7 +15,7 @@ from textual.message import Message
 from textual.widgets import Checkbox, Footer, Header, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
-from lora_chat.core.errors import LoraChatError
+from lora_chat.core.errors import InputError, LoraChatError
 from lora_chat.core.inference import BASE_LABEL, Answer
 from lora_chat.core.library import AdapterLibrary
 from lora_chat.core.settings import GenerationSettings
@@ -152,6 +152,18 @@ class ChatScreen(LoraScreen):
     ChatScreen #prompt {
         margin: 0 1;
     }
+    ChatScreen #few-shot-label {
+        padding: 1 1 0 1;
+        text-style: bold;
+    }
+    ChatScreen #few-shot {
+        width: 8;
+        margin: 0 1;
+    }
+    ChatScreen #few-shot-help {
+        color: $text-muted;
+        padding: 0 1;
+    }
     """
 
     # The prompt Input takes ctrl+a/e/k/u/w/x/c/v/d, and terminals send ctrl+h as backspace,
@@ -200,6 +212,13 @@ class ChatScreen(LoraScreen):
             with VerticalScroll(id="generation"):
                 yield Static("Generation settings", id="generation-title")
                 yield SettingsForm(self.app.settings.generation, id="generation-form")
+                yield Label("Few-shot examples for base answers", id="few-shot-label")
+                yield Input("0", id="few-shot", type="integer", compact=True, tooltip="0 to 16")
+                yield Static(
+                    "K training rows of the adapter in the turn go in front of the prompt "
+                    "when the base model answers: prompting beside fine-tuning.",
+                    id="few-shot-help",
+                )
         yield Input(placeholder="Ask something and press Enter", id="prompt")
         yield Footer()
 
@@ -312,6 +331,13 @@ class ChatScreen(LoraScreen):
     def generation_settings(self) -> GenerationSettings:
         return self.query_one("#generation-form", SettingsForm).settings()
 
+    def few_shot_count(self) -> int:
+        """Return K from the few-shot field; raise InputError when it is not 0 to 16."""
+        text = self.query_one("#few-shot", Input).value.strip() or "0"
+        if not text.isdigit() or not 0 <= int(text) <= 16:
+            raise InputError(f"few-shot examples: expected a whole number from 0 to 16, got {text!r}")
+        return int(text)
+
     # Engine state -------------------------------------------------------------------
 
     def show_engine_state(self, state: str) -> None:
@@ -342,6 +368,7 @@ class ChatScreen(LoraScreen):
             return
         try:
             settings = self.generation_settings()
+            few_shot = self.few_shot_count()
         except LoraChatError as exc:
             self.app.show_error(f"generation settings: {exc}", title="Cannot answer")
             return
@@ -350,6 +377,15 @@ class ChatScreen(LoraScreen):
         adapters = [to_adapter(self.query_one("#adapter", Select).value)]
         if self.comparing:
             adapters.append(to_adapter(self.query_one("#compare-with", Select).value))
+        # Few-shot examples come from the training rows of the adapter in the same turn.
+        few_shot_source = next((a for a in adapters if a is not None), None) if few_shot and None in adapters else None
+        if few_shot and None in adapters and few_shot_source is None:
+            self.app.show_error(
+                "few-shot prompting takes its examples from an adapter's training rows; "
+                "choose an adapter to compare with, or set few-shot examples to 0",
+                title="Cannot answer",
+            )
+            return
         turn = ChatTurn(prompt, adapters)
         self.query_one("#chat-empty").display = False
         conversation = self.query_one("#conversation", VerticalScroll)
@@ -363,19 +399,36 @@ class ChatScreen(LoraScreen):
         self.app.answer_stop = self.stop_event
         self.answering = True
         self.app.ensure_engine()
-        self.generate(turn, prompt, adapters, settings, self.stop_event)
+        self.generate(turn, prompt, adapters, settings, self.stop_event, few_shot_source, few_shot)
 
     @work(thread=True, name="answering", group="chat", exit_on_error=False)
     def generate(
-        self, turn: ChatTurn, prompt: str, adapters: list[str | None], settings: GenerationSettings, stop: threading.Event
+        self,
+        turn: ChatTurn,
+        prompt: str,
+        adapters: list[str | None],
+        settings: GenerationSettings,
+        stop: threading.Event,
+        few_shot_source: str | None = None,
+        few_shot: int = 0,
     ) -> None:
         answers: list[Answer] = []
         error: BaseException | None = None
         try:
+            examples = None
+            if few_shot_source is not None:
+                from lora_chat.core.evaluate import pick_few_shot_rows, training_dataset, valid_rows
+
+                entry = AdapterLibrary().get(few_shot_source)
+                held_out = set((entry.meta.get("dataset") or {}).get("eval_rows") or [])
+                rows = pick_few_shot_rows(valid_rows(training_dataset(entry)), few_shot, held_out)
+                examples = [(r.input, r.output) for r in rows]
             for box, adapter in zip(turn.boxes, adapters):
                 if stop.is_set():
                     break
-                for item in self.app.engine.stream(prompt, adapter, settings, stop):
+                # Only the base model's answer gets the examples: that is the prompting side.
+                extra = {"few_shot": examples} if adapter is None and examples else {}
+                for item in self.app.engine.stream(prompt, adapter, settings, stop, **extra):
                     if isinstance(item, Answer):
                         answers.append(item)
                         self.post_message(AnswerDone(box, item))
@@ -391,6 +444,7 @@ class ChatScreen(LoraScreen):
 
     def on_answer_done(self, message: AnswerDone) -> None:
         answer = message.answer
+        message.box.border_title = answer.label
         message.box.finish(answer.text, answer.tokens, answer.seconds, answer.cut, answer.stopped)
         self.query_one("#conversation", VerticalScroll).scroll_end(animate=False)
 
