@@ -102,10 +102,12 @@ class AdaptersScreen(LoraScreen):
 
     BINDINGS = [
         Binding("c", "open_in_chat", "Chat with it"),
+        Binding("e", "evaluate", "Evaluate"),
         Binding("r", "rename", "Rename"),
         Binding("delete", "delete", "Delete"),
         Binding("x", "export", "Export"),
         Binding("i", "import_folder", "Import"),
+        Binding("w", "sweep", "Sweep"),
         Binding("ctrl+r", "refresh", "Refresh", show=False),
     ]
 
@@ -212,7 +214,7 @@ class AdaptersScreen(LoraScreen):
     # Actions ------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("open_in_chat", "rename", "delete", "export") and self.current_entry() is None:
+        if action in ("open_in_chat", "evaluate", "rename", "delete", "export") and self.current_entry() is None:
             return None
         return True
 
@@ -229,6 +231,23 @@ class AdaptersScreen(LoraScreen):
             self.app.show_error(error, title="Cannot open in chat")
             return
         self.app.open_in_chat(entry.name)
+
+    def action_evaluate(self) -> None:
+        entry = self.current_entry()
+        if entry is None:
+            return
+        if entry.broken:
+            error = AdapterError(f"adapter {entry.name!r} is broken ({entry.problem}); delete it or import it again")
+            self.app.show_error(error, title="Cannot evaluate")
+            return
+        from lora_chat.tui.screens.evaluate import EvaluateScreen
+
+        self.app.push_screen(EvaluateScreen(entry))
+
+    def action_sweep(self) -> None:
+        from lora_chat.tui.screens.sweep import SweepScreen
+
+        self.app.push_screen(SweepScreen())
 
     async def _release(self, name: str) -> None:
         """Let the chat engine drop ``name`` if it has it loaded, before the folder changes."""
@@ -318,10 +337,14 @@ class AdaptersScreen(LoraScreen):
         """Commands of this screen for the command palette."""
         yield SystemCommand("Adapters: import folder", "Copy a PEFT adapter folder into the library (i)", self.action_import_folder)
         yield SystemCommand("Adapters: refresh", "Read the library folder again (ctrl+r)", self.action_refresh)
+        yield SystemCommand("Adapters: sweep", "Train one adapter per setting and rank them by eval loss (w)", self.action_sweep)
         entry = self.current_entry()
         if entry is not None:
             yield SystemCommand(f"Adapters: chat with {entry.name}", "Open the adapter in the Chat screen (c)", self.action_open_in_chat)
             yield SystemCommand(f"Adapters: export {entry.name}", "Copy the adapter to a folder or .zip (x)", self.action_export)
+            yield SystemCommand(
+                f"Adapters: evaluate {entry.name}", "Compare it with the base model and few-shot prompting on held-out rows (e)", self.action_evaluate
+            )
 
 
 def _existing_folder(text: str) -> None:

@@ -207,8 +207,8 @@ class DatasetsScreen(LoraScreen):
         return bool(await self.app.push_screen_wait(ConfirmDialog(question, title="Unsaved changes", confirm_label="Discard", danger=True)))
 
     @work(name="open dataset", group="dataset-file", exclusive=True, exit_on_error=False)
-    async def open_dataset(self, path: Path, row_number: int | None = None) -> None:
-        """Open a dataset file for editing; with ``row_number``, open that row in the editor."""
+    async def open_dataset(self, path: Path, row_number: int | None = None, focus_field: str = "input") -> None:
+        """Open a dataset file for editing; with ``row_number``, open that row in the editor at ``focus_field``."""
         path = Path(path).expanduser()
         same_file = self.document is not None and self.document.path is not None and self.document.path.resolve() == path.resolve()
         if not same_file:
@@ -222,11 +222,14 @@ class DatasetsScreen(LoraScreen):
             key = self.document.entries[row_number - 1].key
             self.clear_filters()
             self.move_to(key)
-            self.edit_entry(key)
+            self.edit_entry(key, focus_field)
 
-    def open_row(self, path: Path, row_number: int) -> None:
-        """Open ``path`` (when it is not open already) and the row ``row_number`` (from 1) in the editor."""
-        self.open_dataset(Path(path), row_number)
+    def open_row(self, path: Path, row_number: int, focus_field: str = "input") -> None:
+        """Open ``path`` (when it is not open already) and the row ``row_number`` (from 1) in the editor.
+
+        ``focus_field`` ("input" or "output") is the field that gets the cursor.
+        """
+        self.open_dataset(Path(path), row_number, focus_field)
 
     def load_document(self, document: DatasetDocument) -> None:
         self.document = document
@@ -468,7 +471,7 @@ class DatasetsScreen(LoraScreen):
             return None  # shown greyed out in the footer
         return True
 
-    def edit_entry(self, key: str | None) -> None:
+    def edit_entry(self, key: str | None, focus_field: str = "input") -> None:
         document = self.document
         if document is None or key is None:
             return
@@ -481,11 +484,11 @@ class DatasetsScreen(LoraScreen):
                 self.sync_table()
                 self.move_to(key)
 
-        self.app.push_screen(self.row_editor(f"Row {number} of {document.name}", entry.input, entry.output), apply)
+        self.app.push_screen(self.row_editor(f"Row {number} of {document.name}", entry.input, entry.output, focus_field), apply)
 
-    def row_editor(self, title: str, input: str = "", output: str = "") -> RowEditor:
+    def row_editor(self, title: str, input: str = "", output: str = "", focus_field: str = "input") -> RowEditor:
         limits = self.app.settings.train
-        return RowEditor(title, input, output, self.count_tokens, limits.max_input_tokens, limits.max_output_tokens)
+        return RowEditor(title, input, output, self.count_tokens, limits.max_input_tokens, limits.max_output_tokens, focus_field)
 
     def action_edit_row(self) -> None:
         self.edit_entry(self.current_key())

@@ -32,8 +32,10 @@ class RowEditor(ModalScreen["tuple[str, str] | None"]):
         count_tokens: TokenCounter | None = None,
         max_input_tokens: int | None = None,
         max_output_tokens: int | None = None,
+        focus_field: str = "input",
     ) -> None:
         super().__init__(classes="dialog-screen")
+        self.focus_field = focus_field
         self.title_text = title
         self.original = (input, output)
         self.count_tokens = count_tokens
@@ -52,7 +54,7 @@ class RowEditor(ModalScreen["tuple[str, str] | None"]):
             yield Static("ctrl+s saves the row · Tab moves to the next field · Escape cancels", classes="dialog-hint")
 
     def on_mount(self) -> None:
-        self.query_one("#input-text", TextArea).focus()
+        self.query_one(f"#{self.focus_field}-text", TextArea).focus()
         self.refresh_labels()
 
     def values(self) -> tuple[str, str]:
