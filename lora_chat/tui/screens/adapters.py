@@ -107,7 +107,7 @@ class AdaptersScreen(LoraScreen):
         Binding("delete", "delete", "Delete"),
         Binding("x", "export", "Export"),
         Binding("i", "import_folder", "Import"),
-        Binding("w", "sweep", "Sweep"),
+        Binding("w", "sweep", "Sweep", show=False),
         Binding("ctrl+r", "refresh", "Refresh", show=False),
     ]
 
