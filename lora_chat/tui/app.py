@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import weakref
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -20,11 +21,7 @@ from lora_chat.core.errors import LoraChatError
 from lora_chat.core.settings import Settings, load_settings
 from lora_chat.tui.chat_host import ChatHost
 from lora_chat.tui.log_handler import AppLogHandler, LogLineAdded
-from lora_chat.tui.screens.adapters import AdaptersScreen
-from lora_chat.tui.screens.chat import ChatScreen
 from lora_chat.tui.screens.datasets import DatasetsScreen
-from lora_chat.tui.screens.log import LogScreen
-from lora_chat.tui.screens.train import TrainScreen
 from lora_chat.tui.training_host import TrainingHost
 from lora_chat.tui.widgets.dialogs import ConfirmDialog, ErrorDialog
 
@@ -37,6 +34,24 @@ EXIT_AFTER_FIRST_SCREEN_ENV = "LORA_CHAT_EXIT_AFTER_FIRST_SCREEN"
 SCREENS = (("datasets", "Datasets", "f1"), ("train", "Train", "f2"), ("adapters", "Adapters", "f3"), ("chat", "Chat", "f4"))
 
 
+def _screen_on_first_use(module: str, name: str) -> Callable[[], Screen]:
+    """Return a factory for a screen whose module is imported only when the screen is first opened.
+
+    The app starts on the Datasets screen, so importing the others up front only delays the first draw.
+    """
+
+    def make() -> Screen:
+        return getattr(importlib.import_module(f"lora_chat.tui.screens.{module}"), name)()
+
+    return make
+
+
+def _log_screen_class() -> type[Screen]:
+    from lora_chat.tui.screens.log import LogScreen
+
+    return LogScreen
+
+
 class LoraChatApp(TrainingHost, ChatHost, App[int]):
     """The app. It owns the chat engine and the training run, so leaving a screen stops neither."""
 
@@ -44,7 +59,12 @@ class LoraChatApp(TrainingHost, ChatHost, App[int]):
     TITLE = "lora-chat"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
-    MODES = {"datasets": DatasetsScreen, "train": TrainScreen, "adapters": AdaptersScreen, "chat": ChatScreen}
+    MODES = {
+        "datasets": DatasetsScreen,
+        "train": _screen_on_first_use("train", "TrainScreen"),
+        "adapters": _screen_on_first_use("adapters", "AdaptersScreen"),
+        "chat": _screen_on_first_use("chat", "ChatScreen"),
+    }
     BINDINGS = [
         *(Binding(key, f"switch_mode('{mode}')", title, priority=True) for mode, title, key in SCREENS),
         Binding("ctrl+l", "show_log", "Log", show=False),
@@ -188,13 +208,14 @@ class LoraChatApp(TrainingHost, ChatHost, App[int]):
     # Log view -----------------------------------------------------------------------
 
     def action_show_log(self) -> None:
-        if isinstance(self.screen, LogScreen):
+        log_screen = _log_screen_class()
+        if isinstance(self.screen, log_screen):
             self.screen.dismiss(None)
             return
-        self.push_screen(LogScreen(self.log_handler.lines))
+        self.push_screen(log_screen(self.log_handler.lines))
 
     def on_log_line_added(self, message: LogLineAdded) -> None:
-        if isinstance(self.screen, LogScreen):
+        if isinstance(self.screen, _log_screen_class()):
             self.screen.add_line(message.line, message.levelno)
 
 
