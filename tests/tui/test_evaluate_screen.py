@@ -17,7 +17,6 @@ from lora_chat.tui.screens.evaluate import EvaluateScreen, parse_few_shot
 from lora_chat.tui.widgets.dialogs import ErrorDialog
 from lora_chat.tui.widgets.row_editor import RowEditor
 from tests.tui.conftest import make_adapter, settle, write_jsonl
-from tests.tui.test_snapshots import snapshot_home  # noqa: F401 - a fixture
 
 ROWS = [
     ("hello there", "ahoy matey"),
@@ -221,7 +220,8 @@ def test_parse_few_shot_rejects(text):
         parse_few_shot(text)
 
 
-def test_evaluate_view_snapshot(snap_compare, snapshot_home, settings, monkeypatch):
+def test_evaluate_view_snapshot(snap_compare, settings, monkeypatch):
+    # The view shows no path of the data folder, so the test's own home folder keeps the picture fixed.
     path = write_jsonl(paths.datasets_dir() / "pirate.jsonl", ROWS)
     make_adapter(paths.adapters_dir(), "pirate", {"dataset": {"name": "pirate", "path": str(path), "rows": 5, "eval_rows": [2, 4]}})
     monkeypatch.setattr(evaluate, "evaluate_adapter", lambda name, base_model, **kwargs: fixed_report(kwargs["few_shot"]))
