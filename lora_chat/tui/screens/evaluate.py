@@ -21,12 +21,12 @@ from lora_chat.tui.screens.base import LoraScreen
 if TYPE_CHECKING:
     from lora_chat.core.evaluate import EvalReport, RowResult
 
-# Few-shot rows in the prompt when the view opens; the same default as 'lora-chat eval'.
+# Few-shot rows in the prompt when the view opens, the same default as 'lora-chat eval'.
 DEFAULT_FEW_SHOT = 3
-# Widest and narrowest text cell, in characters; the pane under the table shows the highlighted row in full.
+# Widest and narrowest text cell, in characters. The pane under the table shows the highlighted row in full.
 CELL_WIDTH = 30
 MIN_CELL_WIDTH = 10
-# How each system is named in the table headers.
+# Table header of each system.
 SYSTEM_HEADERS = {"base": "base", "few-shot": "few-shot", "adapter": "adapter"}
 
 
@@ -77,7 +77,7 @@ def row_detail(row: RowResult, labels: dict[str, str]) -> str:
 
 
 class EvalProgress(Message):
-    """Answers done so far, posted from the evaluation worker."""
+    """Count of generated answers so far, posted from the evaluation worker."""
 
     def __init__(self, done: int, total: int) -> None:
         super().__init__()
@@ -115,12 +115,13 @@ class EvaluateScreen(LoraScreen):
         margin-left: 1;
     }
     EvaluateScreen #eval-status {
-        height: 1;
+        height: auto;
+        max-height: 2;
         padding: 0 1;
         color: $text-muted;
     }
     EvaluateScreen #eval-status-bar {
-        height: 1;
+        height: auto;
     }
     EvaluateScreen #eval-progress {
         width: 40;
@@ -197,7 +198,7 @@ class EvaluateScreen(LoraScreen):
         return True
 
     def action_run(self) -> None:
-        """Start the evaluation with the K and rows in the form; a wrong K goes to the error dialog."""
+        """Start the evaluation with the K and rows in the form. A wrong K goes to the error dialog."""
         if self.running:
             return
         try:
@@ -225,7 +226,7 @@ class EvaluateScreen(LoraScreen):
 
     @work(thread=True, name="evaluate adapter", group="evaluate", exclusive=True, exit_on_error=False)
     def run_evaluation(self, dataset: Path | None) -> None:
-        """Answer the rows three ways in this thread; progress and the report come back as messages."""
+        """Answer the rows three ways in this thread and post the progress and the report as messages."""
         # Imported here: the core loads torch when it runs, and the app must start without it.
         from lora_chat.core import evaluate
 

@@ -25,7 +25,7 @@ from lora_chat.tui.widgets.dialogs import PromptDialog
 if TYPE_CHECKING:
     from lora_chat.core.sweep import SweepResult, SweepRun
 
-# The settings the form offers as comma lists, with their labels; 'lora-chat sweep' takes the same ones.
+# The settings the form offers as comma lists, with their labels. 'lora-chat sweep' takes these too.
 SWEEP_FIELDS = (
     ("method", "methods"),
     ("rank", "ranks"),
@@ -36,7 +36,7 @@ SWEEP_FIELDS = (
 
 
 def parse_list(name: str, text: str) -> list[Any]:
-    """Read a comma list of one training setting, each value checked; raise SettingsError naming the field."""
+    """Read a comma list of one training setting, checking each value. Raises SettingsError naming the field."""
     return [parse_value(TrainSettings, name, part.strip()) for part in text.split(",") if part.strip()]
 
 
@@ -112,13 +112,15 @@ class SweepScreen(LoraScreen):
         margin-left: 1;
     }
     SweepScreen #sweep-status-bar {
-        height: 1;
+        height: auto;
         padding: 0 1;
     }
     SweepScreen #sweep-progress {
         width: 30;
     }
     SweepScreen #sweep-status {
+        height: auto;
+        max-height: 2;
         color: $text-muted;
         padding: 0 1;
     }
@@ -240,7 +242,7 @@ class SweepScreen(LoraScreen):
         return True
 
     def action_start(self) -> None:
-        """Check the form and start the sweep; a wrong value goes to the error dialog, naming the field."""
+        """Check the form and start the sweep. A wrong value goes to the error dialog, naming the field."""
         if self.running:
             return
         dataset = self.query_one("#sweep-dataset", Select).value
@@ -278,7 +280,7 @@ class SweepScreen(LoraScreen):
 
     @work(thread=True, name="sweep", group="sweep", exclusive=True, exit_on_error=False)
     def run_sweep_worker(self, dataset: Path, name: str, settings: TrainSettings, grid: dict[str, list[Any]]) -> None:
-        """Train every run in this thread; events and the ranking come back as messages."""
+        """Train every run in this thread and post the training events and the ranking as messages."""
         # Imported here: training loads torch, and the app must start without it.
         from lora_chat.core import sweep
 
