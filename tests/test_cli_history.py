@@ -149,7 +149,7 @@ def test_resume_deleted_adapter_asks_for_another(capsys, saved):
         store.mark_adapter_deleted("pirate")
     code, out, err = run(capsys, "chat", "--resume", str(first), "--prompt", "hi")
     assert code == 2
-    assert "used adapter 'pirate', which has been deleted" in err
+    assert "used adapter 'pirate', which is no longer in the library" in err
     assert "--no-adapter" in err
 
 
