@@ -28,6 +28,17 @@ ROWS = [
 SIZES = [(120, 40), (80, 24)]
 
 
+async def wait_for_token_counts(pilot) -> None:
+    """Wait until the token counts are in the table, since they change its column widths."""
+    for _ in range(100):
+        if pilot.app.screen.tokenizer_state == "ready":
+            break
+        await pilot.pause(0.02)
+    assert pilot.app.screen.tokenizer_state == "ready"
+    await pilot.pause()
+    await pilot.pause()
+
+
 @pytest.fixture
 def snapshot_home(monkeypatch) -> Path:
     shutil.rmtree(SNAPSHOT_HOME, ignore_errors=True)
@@ -45,6 +56,7 @@ def test_datasets_screen_snapshot(snap_compare, snapshot_home, settings, fake_to
         pilot.app.theme = "textual-dark"
         pilot.app.screen.open_dataset(path)
         await settle(pilot)
+        await wait_for_token_counts(pilot)
         await pilot.press("down")  # the cursor on row 2
 
     assert snap_compare(LoraChatApp(settings=settings), terminal_size=size, run_before=run_before)
@@ -57,6 +69,7 @@ def test_row_editor_snapshot(snap_compare, snapshot_home, settings, fake_tokeniz
         pilot.app.theme = "textual-dark"
         pilot.app.screen.open_dataset(path)
         await settle(pilot)
+        await wait_for_token_counts(pilot)
         await pilot.press("down", "down", "down", "down", "enter")  # edit row 5, over the input limit
         await pilot.pause()
 
