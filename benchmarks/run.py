@@ -451,7 +451,7 @@ def ensure_standin(folder: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark lora-chat against the alternatives on this machine.")
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and epochs: under 10 minutes on a 2-core CPU")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and 1 epoch: about 8 minutes on a 2-core CPU")
     parser.add_argument("--tiny-test", action="store_true", help="the smallest run that still runs every step, for the test suite's tiny model")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device for training and chat (default: cpu)")
     parser.add_argument("--out", type=Path, default=BENCH / "results.json", help="JSON file to write (default: benchmarks/results.json)")
