@@ -30,8 +30,8 @@ def _common_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--base-model",
         metavar="ID_OR_PATH",
         default=default,
-        help="base model: a Hugging Face id or a local folder (default: settings file, "
-        "LORA_CHAT_BASE_MODEL, then google/flan-t5-small)",
+        help="base model: a Hugging Face id or a local folder (default: LORA_CHAT_BASE_MODEL, "
+        "then base_model in settings.toml, then google/flan-t5-small)",
     )
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if suppress else False, help="show tracebacks and debug logs")
 
@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("name")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(handler=cmd_adapters_delete)
-    imp = adapter_commands.add_parser("import", parents=[common], help="import a PEFT adapter folder")
+    imp = adapter_commands.add_parser("import", parents=[common], help="import a PEFT adapter folder, a Trainer checkpoint or an exported .zip")
     imp.add_argument("path", type=Path)
     imp.add_argument("--name", required=True)
     imp.set_defaults(handler=cmd_adapters_import)
@@ -244,6 +244,33 @@ def _library():
             "or import that was stopped while saving; nothing from that run is in the library, so train or import it again"
         )
     return library
+
+
+# Settings that only one kind of method uses; the others are hidden in ``adapters show``.
+_METHOD_ONLY_SETTINGS = {
+    "lora": {"rank", "alpha", "dropout", "target_modules", "rslora", "dora"},
+    "ia3": {"ia3_target_modules", "ia3_feedforward_modules"},
+    "prompt-tuning": {"virtual_tokens"},
+    "prefix-tuning": {"virtual_tokens"},
+}
+
+
+def _settings_for_method(method: str) -> set[str]:
+    """Return the names of the settings that matter for ``method``."""
+    others = set().union(*_METHOD_ONLY_SETTINGS.values()) - _METHOD_ONLY_SETTINGS.get(method, set())
+    return {f.name for f in dataclasses.fields(TrainSettings)} - others | {"method"}
+
+
+def _fmt_setting(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _fmt_loss(value: Any) -> str:
@@ -322,6 +349,17 @@ class _ProgressPrinter:
         self.best_eval: float | None = None
         self.rising = 0
         self.width = 0
+        self.last_step: dict[str, Any] | None = None
+
+    def _step_text(self, event: dict[str, Any]) -> str:
+        step = event["step"]
+        bar_width = 20
+        filled = int(bar_width * step / max(self.total, 1))
+        return (
+            f"step {step}/{self.total} [{'#' * filled}{'-' * (bar_width - filled)}] epoch {event['epoch']:.2f} "
+            f"loss {_fmt_loss(event['loss'])} eval {_fmt_loss(self.eval_loss)} "
+            f"{event['samples_per_second'] or 0:.1f} samples/s ETA {_fmt_seconds(event['eta'])}"
+        )
 
     def _line(self, text: str) -> None:
         if self.tty and self.width:
@@ -337,25 +375,20 @@ class _ProgressPrinter:
         elif kind == "ready":
             self.total = event["total_steps"]
             self._line(
-                f"training {event['train_rows']} rows ({event['eval_rows']} held out), {event['epochs']} epochs, "
-                f"{self.total} steps, {event['trainable_parameters']:,} trainable parameters, on {event['device']}"
+                f"training {_plural(event['train_rows'], 'row')} ({event['eval_rows']} held out), "
+                f"{_plural(event['epochs'], 'epoch')}, {_plural(self.total, 'step')}, "
+                f"{event['trainable_parameters']:,} trainable parameters, on {event['device']}"
                 + (f", {event['method_description']}" if event.get("method_description") else "")
                 + (f", {event['processes']} processes" if event.get("processes", 1) > 1 else "")
             )
         elif kind == "step":
-            step = event["step"]
-            bar_width = 20
-            filled = int(bar_width * step / max(self.total, 1))
-            text = (
-                f"step {step}/{self.total} [{'#' * filled}{'-' * (bar_width - filled)}] epoch {event['epoch']:.2f} "
-                f"loss {_fmt_loss(event['loss'])} eval {_fmt_loss(self.eval_loss)} "
-                f"{event['samples_per_second'] or 0:.1f} samples/s ETA {_fmt_seconds(event['eta'])}"
-            )
+            self.last_step = event
+            text = self._step_text(event)
             if self.tty:
                 self.stream.write("\r" + text.ljust(self.width))
                 self.width = len(text)
                 self.stream.flush()
-            elif step == self.total or step == 1 or time.monotonic() - self.last_plain >= 5:
+            elif event["step"] in (1, self.total) or time.monotonic() - self.last_plain >= 5:
                 self.last_plain = time.monotonic()
                 self._line(text)
         elif kind == "eval":
@@ -364,13 +397,14 @@ class _ProgressPrinter:
                 self.best_eval, self.rising = self.eval_loss, 0
             else:
                 self.rising += 1
-            if not self.tty:
-                self._line(f"step {event['step']} (epoch {event['epoch']:g}): eval loss {_fmt_loss(self.eval_loss)}")
+            # On a terminal the eval line stays above the progress line, so the curve is kept.
+            self._line(f"step {event['step']} (epoch {event['epoch']:g}): eval loss {_fmt_loss(self.eval_loss)}")
         elif kind == "warning":
             self._line(f"warning: {event['message']}")
         elif kind == "done":
-            if self.tty and self.width:
-                self._line("")
+            if self.tty and self.last_step:
+                # Leave the final progress line, with the last eval loss, on the terminal.
+                self._line(self._step_text(self.last_step))
         elif kind in ("cancelled", "error") and self.tty and self.width:
             self._line("")
 
@@ -741,8 +775,13 @@ def cmd_adapters_show(args: argparse.Namespace) -> int:
     d = m.get("dataset") or {}
     if d:
         print(f"dataset:     {d.get('name')} ({d.get('valid_rows', d.get('rows'))} rows, hash {d.get('content_hash')})")
-    for key, value in (m.get("settings") or {}).items():
-        print(f"  {key.replace('_', '-'):<18} {value}")
+    settings_shown = m.get("settings") or {}
+    if settings_shown:
+        print("settings:")
+    for key, value in settings_shown.items():
+        if key not in _settings_for_method(str(settings_shown.get("method", entry.method))):
+            continue
+        print(f"  {key.replace('_', '-'):<24} {_fmt_setting(value)}")
     if "final_loss" in m:
         print(f"final loss:  {_fmt_loss(m.get('final_loss'))}   eval loss: {_fmt_loss(m.get('final_eval_loss'))}")
     if "duration_s" in m:
@@ -813,7 +852,7 @@ def cmd_adapters_merge(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     dest = merge_adapter(args.name, args.dest, settings.base_model, _library())
-    print(f"merged {args.name!r} into {settings.base_model} and saved the model to {dest}")
+    print(f"wrote {dest}: the base model {settings.base_model} with adapter {args.name!r} merged in (the base model folder is unchanged)")
     print(f"load it without peft: AutoModelForSeq2SeqLM.from_pretrained({str(dest)!r})")
     return 0
 
@@ -851,6 +890,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``lora-chat adapters list | head``): stop quietly, as other
+        # command-line tools do, and keep Python from complaining when it flushes stdout.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except Exception as exc:
         log.exception("unexpected failure")
         if debug:

@@ -172,10 +172,14 @@ class ChatSession:
         answer = self.engine.answer(
             prompt, adapter, self.generation, on_piece=lambda p: self._print(p, end=""), stop=self._stop, few_shot=few_shot
         )
+        if not answer.text:
+            # A model can spend every token on pieces its tokenizer decodes to nothing.
+            self._print("(empty answer)", end="")
         if answer.stopped:
             self._print(" [stopped]")
         elif answer.cut:
-            self._print(f" [cut at {self.generation.max_new_tokens} tokens; raise it with /set max_new_tokens N]")
+            how = "--max-new-tokens N" if self.one_shot_mode else "/set max_new_tokens N"
+            self._print(f" [cut at {self.generation.max_new_tokens} tokens; raise it with {how}]")
         else:
             self._print()
         return answer
@@ -201,7 +205,10 @@ class ChatSession:
         self._record(turn)
         return turn
 
+    one_shot_mode = False
+
     def one_shot(self, prompt: str) -> int:
+        self.one_shot_mode = True
         if not prompt.strip():
             raise InputError("--prompt is empty; give the text to answer")
         self.ask(prompt)

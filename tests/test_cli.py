@@ -88,3 +88,55 @@ def test_delete_without_yes_off_terminal(capsys, monkeypatch, tmp_path):
     assert code == 2
     assert "--yes" in err
     assert (paths.adapters_dir() / "a").exists()
+
+
+def test_closed_pipe_exits_quietly(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_library import make_adapter
+
+    home = tmp_path / "home"
+    for i in range(200):
+        make_adapter(home / "data" / "adapters" / f"a{i:03d}", meta={"name": f"a{i:03d}"})
+    env = {**os.environ, "LORA_CHAT_HOME": str(home)}
+    result = subprocess.run(
+        f"{sys.executable} -m lora_chat adapters list --json | head -c 10",
+        shell=True, env=env, capture_output=True, text=True, check=True,
+    )
+    assert len(result.stdout) == 10
+    assert "error" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+class FakeTerminal:
+    """A stream that says it is a terminal and records what was written."""
+
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def test_progress_on_terminal_keeps_eval_lines():
+    from lora_chat.cli import _ProgressPrinter
+
+    terminal = FakeTerminal()
+    printer = _ProgressPrinter(terminal)
+    printer({"event": "ready", "total_steps": 2, "train_rows": 1, "eval_rows": 1, "epochs": 1, "trainable_parameters": 10, "device": "cpu"})
+    printer({"event": "step", "step": 1, "epoch": 0.5, "loss": 2.0, "samples_per_second": 1.0, "eta": 1})
+    printer({"event": "step", "step": 2, "epoch": 1.0, "loss": 1.5, "samples_per_second": 1.0, "eta": 0})
+    printer({"event": "eval", "step": 2, "epoch": 1, "eval_loss": 1.25})
+    printer({"event": "done"})
+    lines = [line.strip() for line in terminal.text.replace("\r", "\n").split("\n") if line.strip()]
+    assert lines[0] == "training 1 row (1 held out), 1 epoch, 2 steps, 10 trainable parameters, on cpu"
+    assert "step 2 (epoch 1): eval loss 1.2500" in lines
+    assert lines[-1].startswith("step 2/2 [####################] epoch 1.00 loss 1.5000 eval 1.2500")

@@ -292,3 +292,19 @@ def test_interactive_commands_and_errors(store, monkeypatch, capsys):
     assert session.interactive() == 0
     assert "num-beams: 99 is out of range; allowed 1 to 16" in capsys.readouterr().err
     assert [a.adapter for t in store.get(session.conversation_id).turns for a in t.answers] == ["pirate", None]
+
+
+def test_empty_cut_answer_one_shot_hint(store):
+    def empty(prompt, adapter, settings, on_piece, stop):
+        return Answer(text="", adapter=adapter, tokens=8, cut=True)
+
+    session, out = make_session(store, engine=FakeEngine(on_answer=empty))
+    assert session.one_shot("hi") == 0
+    assert out.getvalue() == "(empty answer) [cut at 64 tokens; raise it with --max-new-tokens N]\n"
+
+
+def test_cut_answer_interactive_hint(store):
+    session, out = make_session(store)
+    session.generation = GenerationSettings(max_new_tokens=2)
+    session.ask("hi")
+    assert "[cut at 2 tokens; raise it with /set max_new_tokens N]" in out.getvalue()

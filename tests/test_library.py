@@ -104,3 +104,21 @@ def test_staging_left_by_dead_process_is_removed(tmp_path):
     assert library.clean_staging() == [leftover]
     assert not leftover.exists()
     assert library.list() == []
+
+
+def test_import_of_exported_zip(tmp_path):
+    library = AdapterLibrary(tmp_path / "lib")
+    make_adapter(library.root / "a", meta={"name": "a"})
+    archive = library.export("a", tmp_path / "a.zip")
+    entry = library.import_folder(archive, "b")
+    assert entry.name == "b"
+    assert entry.problem is None
+    assert (entry.path / "adapter_model.safetensors").read_bytes() == (library.root / "a" / "adapter_model.safetensors").read_bytes()
+
+
+def test_import_zip_without_adapter(tmp_path):
+    archive = tmp_path / "x.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("notes.txt", "hi")
+    with pytest.raises(InputError, match="contains no adapter_config.json"):
+        AdapterLibrary(tmp_path / "lib").import_folder(archive, "x")

@@ -342,9 +342,11 @@ class AdapterLibrary:
         atomic_write_text(folder / METADATA_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
 
     def import_folder(self, source: Path, name: str) -> AdapterEntry:
-        """Copy the adapter files of a PEFT folder (or Trainer checkpoint) into the library."""
+        """Copy the adapter files of a PEFT folder, Trainer checkpoint or exported .zip into the library."""
         source = Path(source).expanduser()
         validate_name(name)
+        if source.is_file() and source.suffix.lower() == ".zip":
+            return self._import_zip(source, name)
         if not source.is_dir():
             raise InputError(f"{source} is not a folder; give the folder that holds {CONFIG_FILE}")
         if not (source / CONFIG_FILE).is_file():
@@ -393,6 +395,25 @@ class AdapterLibrary:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+
+    def _import_zip(self, archive: Path, name: str) -> AdapterEntry:
+        """Import from a .zip holding one adapter folder (as ``export`` writes) or the files at its top."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="lora-chat-import-") as tmp:
+            try:
+                with zipfile.ZipFile(archive) as zipped:
+                    members = [m for m in zipped.namelist() if not m.endswith("/")]
+                    unsafe = [m for m in members if m.startswith(("/", "\\")) or ".." in Path(m).parts]
+                    if unsafe:
+                        raise InputError(f"{archive} contains paths outside its folder ({unsafe[0]}); it cannot be imported")
+                    zipped.extractall(tmp)
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise InputError(f"{archive} is not a readable .zip file ({exc})") from None
+            configs = sorted(Path(tmp).rglob(CONFIG_FILE), key=lambda p: len(p.parts))
+            if not configs:
+                raise InputError(f"{archive} contains no {CONFIG_FILE}; give a .zip written by 'lora-chat adapters export'")
+            return self.import_folder(configs[0].parent, name)
 
     def export(self, name: str, dest: Path) -> Path:
         """Copy an adapter to a folder, or to a .zip file when ``dest`` ends in .zip."""

@@ -316,3 +316,15 @@ async def test_few_shot_without_adapter_explains():
         await wait_until(pilot, lambda: isinstance(app.screen, ErrorDialog))
         assert "few-shot prompting takes its examples from an adapter's training rows" in app.screen.message
         assert boxes(screen) == []
+
+
+async def test_picking_adapter_returns_to_prompt(adapters):
+    app = make_app(FakeEngine())
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_chat(pilot)
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert screen.query_one("#adapter", Select).expanded
+        await pilot.press("down", "enter")
+        await wait_until(pilot, lambda: screen.settled["adapter"] != "(base)")
+        assert screen.query_one("#prompt", Input).has_focus

@@ -266,6 +266,8 @@ class ChatScreen(LoraScreen):
     def _adapter_changed(self, event: Select.Changed) -> None:
         select_id = event.select.id or "adapter"
         adapter = to_adapter(event.value)
+        # Back to typing once the list closes: a key meant for the prompt must not land on the Select.
+        self.call_after_refresh(self.query_one("#prompt", Input).focus)
         if adapter is None:
             self._settle(select_id, None)
             return
@@ -304,7 +306,9 @@ class ChatScreen(LoraScreen):
         self.app.update_subtitle()
 
     def action_focus_adapter(self) -> None:
-        self.query_one("#adapter", Select).focus()
+        select = self.query_one("#adapter", Select)
+        select.focus()
+        select.action_show_overlay()
 
     # Compare and settings -----------------------------------------------------------
 
