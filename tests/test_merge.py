@@ -37,7 +37,7 @@ def test_merged_model_answers_like_adapter(capsys, sample, tiny_model, tmp_path,
     assert main([*train, *method_args, *base]) == 0
     dest = tmp_path / "merged"
     assert main(["adapters", "merge", "greet", str(dest), *base]) == 0
-    assert "saved the model to" in capsys.readouterr().out
+    assert f"wrote {dest}: the base model" in capsys.readouterr().out
     assert (dest / "model.safetensors").is_file()
     assert (dest / "tokenizer.json").is_file()
     assert not (dest / "adapter_config.json").exists()

@@ -35,6 +35,11 @@ async def wait_for_token_counts(pilot) -> None:
             break
         await pilot.pause(0.02)
     assert pilot.app.screen.tokenizer_state == "ready"
+    # A resize after the counts are in makes the table fit its columns to its final width.
+    width, height = pilot.app.size
+    await pilot.resize_terminal(width - 1, height)
+    await pilot.pause()
+    await pilot.resize_terminal(width, height)
     await pilot.pause()
     await pilot.pause()
 

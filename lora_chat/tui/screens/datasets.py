@@ -106,6 +106,17 @@ def _dataset_name_check(name: str) -> None:
         raise DatasetError(f"{name!r} is not a plain file name; use letters, digits, '-', '_' and '.'")
 
 
+class RowsTable(DataTable):
+    """The rows table; it shares its width between the columns whenever its size changes."""
+
+    def on_resize(self) -> None:
+        # The screen's own resize comes before the table's layout settles, so the table
+        # tells the screen once it knows its final width.
+        fit = getattr(self.screen, "fit_columns", None)
+        if fit is not None:
+            fit()
+
+
 class DatasetsScreen(LoraScreen):
     """Datasets in the library on the left, the rows of the open dataset on the right."""
 
@@ -150,7 +161,7 @@ class DatasetsScreen(LoraScreen):
                     yield Label("● unsaved", id="unsaved-marker")
                     yield Label("", id="dataset-path", markup=False)
                 yield Input(placeholder="Search rows ( / )", id="search")
-                yield DataTable(id="rows", cursor_type="row", zebra_stripes=True)
+                yield RowsTable(id="rows", cursor_type="row", zebra_stripes=True)
                 yield Static(
                     "Pick a dataset on the left, or press n for a new one, o to open a file, i to import one.",
                     id="empty-hint",
