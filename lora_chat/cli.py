@@ -487,6 +487,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         base_model = args.base_model or conversation.base_model
         if args.adapter is None and not args.no_adapter:
             adapter = _resume_adapter(conversation, library)
+        compare_with = _resume_compare(conversation, library, adapter, compare_with, args.compare is not None)
     else:
         history = _open_history()
     session = ChatSession(base_model, library, _generation(args, settings), adapter, compare_with, device=args.device, history=history)
@@ -525,6 +526,20 @@ def _resume_adapter(conversation: Any, library: Any) -> str | None:
             f"continue it with --adapter NAME or --no-adapter"
         )
     return name
+
+
+def _resume_compare(conversation: Any, library: Any, adapter: str | None, compare_with: str | None | bool, given: bool) -> str | None | bool:
+    """Return what a resumed conversation compares with: compare mode comes back when its last turn compared."""
+    if given or not conversation.turns or adapter is None:
+        return compare_with
+    answers = conversation.turns[-1].answers
+    if len(answers) != 2:
+        return compare_with
+    other = answers[0].adapter
+    if other is not None and other not in library.names():
+        _warn(f"conversation {conversation.id} compared with adapter {other!r}, which is no longer in the library; compare mode is off")
+        return compare_with
+    return other
 
 
 def _print_conversation(conversation: Any) -> None:

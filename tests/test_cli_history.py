@@ -179,3 +179,23 @@ def test_chat_saves_and_resumes_with_tiny_model(capsys, tiny_model, tmp_path):
     code, out, err = run(capsys, "history", "export", "1", str(tmp_path / "chat.md"))
     assert code == 0
     assert "**You:** again" in (tmp_path / "chat.md").read_text()
+
+
+def test_resume_restores_compare_mode():
+    from types import SimpleNamespace
+
+    from lora_chat.cli import _resume_compare
+
+    class Library:
+        def names(self):
+            return ["pirate", "poet"]
+
+    def conversation(*adapters):
+        answers = [SimpleNamespace(adapter=a) for a in adapters]
+        return SimpleNamespace(id=7, turns=[SimpleNamespace(answers=answers)])
+
+    assert _resume_compare(conversation(None, "pirate"), Library(), "pirate", False, given=False) is None
+    assert _resume_compare(conversation("poet", "pirate"), Library(), "pirate", False, given=False) == "poet"
+    assert _resume_compare(conversation("pirate"), Library(), "pirate", False, given=False) is False
+    assert _resume_compare(conversation("gone", "pirate"), Library(), "pirate", False, given=False) is False
+    assert _resume_compare(conversation(None, "pirate"), Library(), "pirate", "poet", given=True) == "poet"
