@@ -164,7 +164,7 @@ async def test_cut_answer_marked():
         await ask(pilot, screen, "tell me more")
         [box] = boxes(screen)
         assert box.text == "base says:"
-        assert box.border_subtitle == "cut at 2 tokens (raise max-new-tokens for more)"
+        assert box.border_subtitle == "cut at 2 tokens; ctrl+g raises it"
         assert HistoryStore().get(screen.conversation_id).turns[0].answers[0].cut is True
 
 

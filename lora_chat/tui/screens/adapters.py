@@ -163,7 +163,7 @@ class AdaptersScreen(LoraScreen):
             f"No adapters yet in {self.library.root}.\n"
             "Train one on the Train screen (F2), or press i to import a PEFT adapter folder."
         )
-        self.query_one("#adapters-title", Label).update(f"Adapter library · {len(entries)} adapters · {self.library.root}")
+        self.query_one("#adapters-title", Label).update(f"Adapter library · {len(entries)} adapter{'' if len(entries) == 1 else 's'} · {self.library.root}")
         names = list(self.entries)
         if current in names:
             table.move_cursor(row=names.index(current))

@@ -50,7 +50,7 @@ class AnswerBox(Static):
         self.text = text
         self.update(text or "(empty answer)")
         if cut:
-            note = f"cut at {tokens} tokens (raise max-new-tokens for more)"
+            note = f"cut at {tokens} tokens; ctrl+g raises it"
         elif stopped:
             note = f"stopped after {tokens} tokens"
         else:
