@@ -85,7 +85,7 @@ def _add_train_options(parser: argparse.ArgumentParser, lists: Sequence[str] = (
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("generation")
     t = lambda name: _setting_type(GenerationSettings, name)  # noqa: E731
-    group.add_argument("--max-new-tokens", dest="max_new_tokens", type=t("max_new_tokens"), metavar="N", help="most tokens in one answer")
+    group.add_argument("--max-new-tokens", dest="max_new_tokens", type=t("max_new_tokens"), metavar="N", help="maximum number of tokens in one answer")
     group.add_argument("--sample", dest="do_sample", action="store_true", default=None, help="sample instead of greedy decoding")
     group.add_argument("--temperature", type=t("temperature"), metavar="T", help="sampling temperature")
     group.add_argument("--top-p", dest="top_p", type=t("top_p"), metavar="P", help="nucleus sampling threshold")

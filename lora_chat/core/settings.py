@@ -147,7 +147,7 @@ class TrainSettings:
 class GenerationSettings:
     """How answers are generated in chat."""
 
-    max_new_tokens: int = _field(64, "Most tokens in one answer; a longer answer is cut and marked as cut", 1, 2048)
+    max_new_tokens: int = _field(64, "Maximum number of tokens in one answer; a longer answer is cut and marked as cut", 1, 2048)
     do_sample: bool = _field(False, "Sample the next token instead of picking the most likely one")
     temperature: float = _field(0.7, "Sampling temperature (used only when sampling)", 0.01, 5.0)
     top_p: float = _field(0.9, "Nucleus sampling: keep the smallest set of tokens whose probability reaches top_p", 0.01, 1.0)
