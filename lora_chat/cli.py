@@ -612,22 +612,33 @@ def cmd_history_delete(args: argparse.Namespace) -> int:
 
     with HistoryStore() as history:
         conversation = history.get(args.id)
-        if not args.yes:
-            if not sys.stdin.isatty():
-                raise InputError(f"deleting conversation {args.id} needs confirmation; add --yes to delete without asking")
-            reply = input(f"delete conversation {args.id} ({conversation.title!r}, {len(conversation.turns)} turns)? [y/N] ").strip().lower()
-            if reply not in ("y", "yes"):
-                print("nothing deleted")
-                return 1
+        question = f"delete conversation {args.id} ({conversation.title!r}, {len(conversation.turns)} turns)?"
+        if not args.yes and not _confirm_delete(question, f"deleting conversation {args.id}"):
+            return 1
         history.delete(args.id)
     print(f"deleted conversation {args.id}")
     return 0
 
 
+def _check_few_shot(count: int) -> None:
+    if count < 0:
+        raise InputError(f"--few-shot must be 0 or more, got {count}")
+
+
+def _confirm_delete(question: str, without_terminal: str) -> bool:
+    """Ask ``question`` on the terminal; raise InputError off a terminal, where nobody can answer."""
+    if not sys.stdin.isatty():
+        raise InputError(f"{without_terminal} needs confirmation; add --yes to delete without asking")
+    reply = input(f"{question} [y/N] ").strip().lower()
+    if reply in ("y", "yes"):
+        return True
+    print("nothing deleted")
+    return False
+
+
 def _few_shot_examples(args: argparse.Namespace, library: Any, adapter: str | None) -> list[tuple[str, str]]:
     """Return the rows for ``chat --few-shot K``: from --dataset, else the adapter's training rows."""
-    if args.few_shot < 0:
-        raise InputError(f"--few-shot must be 0 or more, got {args.few_shot}")
+    _check_few_shot(args.few_shot)
     if not args.few_shot:
         return []
     from lora_chat.core.evaluate import held_out_rows, pick_few_shot_rows, valid_rows
@@ -647,8 +658,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from lora_chat.core.evaluate import evaluate_adapter
     from lora_chat.core.inference import ChatEngine
 
-    if args.few_shot < 0:
-        raise InputError(f"--few-shot must be 0 or more, got {args.few_shot}")
+    _check_few_shot(args.few_shot)
     settings = _settings(args)
     library = _library()
     library.get(args.name)
@@ -822,13 +832,8 @@ def cmd_adapters_rename(args: argparse.Namespace) -> int:
 def cmd_adapters_delete(args: argparse.Namespace) -> int:
     library = _library()
     entry = library.get(args.name)
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise InputError(f"deleting {args.name!r} needs confirmation; add --yes to delete without asking")
-        reply = input(f"delete adapter {entry.name!r} ({entry.path})? [y/N] ").strip().lower()
-        if reply not in ("y", "yes"):
-            print("nothing deleted")
-            return 1
+    if not args.yes and not _confirm_delete(f"delete adapter {entry.name!r} ({entry.path})?", f"deleting {args.name!r}"):
+        return 1
     library.delete(args.name)
     print(f"deleted {args.name!r}")
     _mark_history_adapter_deleted(args.name)

@@ -304,8 +304,8 @@ class ChatEngine:
 
         class Streamer(TextIteratorStreamer):
             def __deepcopy__(self, memo: dict) -> Streamer:
-                # peft 0.21 deep-copies generate's arguments for prompt tuning; a copy
-                # would stream into a queue nobody reads, and its lock cannot be copied.
+                # peft 0.21 deep-copies generate's arguments for prompt tuning. A copy would
+                # stream into a queue that no caller reads, and its lock cannot be copied.
                 return self
 
         with self._lock:

@@ -348,7 +348,7 @@ class AdapterLibrary:
         if source.is_file() and source.suffix.lower() == ".zip":
             return self._import_zip(source, name)
         if not source.is_dir():
-            raise InputError(f"{source} is not a folder; give the folder that holds {CONFIG_FILE}")
+            raise InputError(f"{source} is not a folder; give the folder that contains {CONFIG_FILE}")
         if not (source / CONFIG_FILE).is_file():
             last = last_checkpoint(source)
             if last is not None:

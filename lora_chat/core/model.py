@@ -135,7 +135,7 @@ def load_base_model(base_model: str, device: str = "cpu") -> Any:
 
 @dataclass
 class BaseModelInfo:
-    """What identifies a base model: its id, its config shape and a fingerprint of its weights."""
+    """The identity of a base model: its id, its config shape and a fingerprint of its weights."""
 
     name: str
     shape: dict[str, Any]

@@ -1,4 +1,4 @@
-"""Where lora-chat keeps its data, settings and logs.
+"""Locations of lora-chat's data, settings and logs.
 
 ``LORA_CHAT_HOME`` puts all three under one folder (tests, portable installs);
 otherwise platformdirs picks the usual places for this operating system.

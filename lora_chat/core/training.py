@@ -213,7 +213,7 @@ def _verify_saved_adapter(folder: Path) -> None:
         raise TrainingError(f"the saved adapter is incomplete ({problem}); nothing was added to the library")
     tensors = load_file(str(folder / "adapter_model.safetensors"))
     if not tensors:
-        raise TrainingError("the saved adapter holds no weights; nothing was added to the library")
+        raise TrainingError("the saved adapter contains no weights; nothing was added to the library")
     if not all(bool(t.isfinite().all()) for t in tensors.values()):
         raise TrainingError("the saved adapter's weights contain NaN or infinite values; nothing was added to the library")
     if all(float(t.abs().sum()) == 0.0 for t in tensors.values()):

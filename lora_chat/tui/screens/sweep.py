@@ -20,7 +20,7 @@ from lora_chat.core.dataset import library_datasets
 from lora_chat.core.errors import InputError, SettingsError, TrainingCancelled
 from lora_chat.core.settings import TrainSettings, parse_value
 from lora_chat.tui.screens.base import LoraScreen
-from lora_chat.tui.widgets.dialogs import PromptDialog
+from lora_chat.tui.widgets.dialogs import dataset_file_dialog
 
 if TYPE_CHECKING:
     from lora_chat.core.sweep import SweepResult, SweepRun
@@ -216,15 +216,7 @@ class SweepScreen(LoraScreen):
             name.value = Path(str(event.value)).stem
 
     def action_open_dataset(self) -> None:
-        def check(text: str) -> None:
-            if not Path(text).expanduser().is_file():
-                raise InputError(f"{text}: file not found; give the path of a .json, .jsonl or .csv file")
-
-        def opened(text: str | None) -> None:
-            if text:
-                self.use_dataset(Path(text))
-
-        self.app.push_screen(PromptDialog("Path of a .json, .jsonl or .csv dataset file", title="Open dataset file", check=check, ok_label="Open"), opened)
+        self.app.push_screen(*dataset_file_dialog(self.use_dataset))
 
     @on(Button.Pressed, "#sweep-open")
     def _open_pressed(self) -> None:

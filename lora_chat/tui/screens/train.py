@@ -15,7 +15,7 @@ from textual.widgets import Button, ContentSwitcher, Footer, Header, Input, Labe
 
 from lora_chat.core import paths
 from lora_chat.core.dataset import library_datasets
-from lora_chat.core.errors import InputError, LoraChatError
+from lora_chat.core.errors import LoraChatError
 from lora_chat.core.library import AdapterLibrary
 from lora_chat.core.runs import RunProgress, shell_quote, train_command
 from lora_chat.core.settings import TrainSettings
@@ -177,20 +177,9 @@ class TrainScreen(LoraScreen):
         self.query_one("#dataset", Select).value = str(path)
 
     def action_open_dataset(self) -> None:
-        from lora_chat.tui.widgets.dialogs import PromptDialog
+        from lora_chat.tui.widgets.dialogs import dataset_file_dialog
 
-        def check(text: str) -> None:
-            if not Path(text).expanduser().is_file():
-                raise InputError(f"{text}: file not found; give the path of a .json, .jsonl or .csv file")
-
-        def opened(text: str | None) -> None:
-            if text:
-                self.use_dataset(Path(text))
-
-        self.app.push_screen(
-            PromptDialog("Path of a .json, .jsonl or .csv dataset file", title="Open dataset file", check=check, ok_label="Open"),
-            opened,
-        )
+        self.app.push_screen(*dataset_file_dialog(self.use_dataset))
 
     @on(Button.Pressed, "#open-dataset")
     def _open_pressed(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 from textual import on
@@ -11,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from lora_chat.core.errors import LoraChatError
+from lora_chat.core.errors import InputError, LoraChatError
 
 
 class ErrorDialog(ModalScreen[None]):
@@ -136,3 +137,21 @@ class PromptDialog(ModalScreen["str | None"]):
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def dataset_file_dialog(use: Callable[[Path], None]) -> tuple[PromptDialog, Callable[[str | None], None]]:
+    """Return a prompt for a dataset file's path, and the callback that passes a chosen path to ``use``.
+
+    Push both with ``app.push_screen(*dataset_file_dialog(use))``.
+    """
+
+    def check(text: str) -> None:
+        if not Path(text).expanduser().is_file():
+            raise InputError(f"{text}: file not found; give the path of a .json, .jsonl or .csv file")
+
+    def opened(text: str | None) -> None:
+        if text:
+            use(Path(text))
+
+    dialog = PromptDialog("Path of a .json, .jsonl or .csv dataset file", title="Open dataset file", check=check, ok_label="Open")
+    return dialog, opened
