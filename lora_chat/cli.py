@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -288,6 +289,10 @@ def _fmt_seconds(seconds: float | None) -> str:
 
 
 def cmd_app(args: argparse.Namespace) -> int:
+    # Start-up creates a few hundred thousand objects that live as long as the app
+    # (Textual's modules, the screens), and the garbage collector would walk them all
+    # several times before the first frame. The app turns it back on once that frame is drawn.
+    gc.disable()
     from lora_chat.tui.app import run_app
 
     return run_app(base_model=args.base_model, debug=args.debug)
@@ -880,9 +885,28 @@ def cmd_adapters_merge(args: argparse.Namespace) -> int:
 # Entry point ------------------------------------------------------------------------
 
 
+def _app_only_args(argv: Sequence[str]) -> argparse.Namespace | None:
+    """Parse ``argv`` with the app's options only; None when it has anything else.
+
+    Starting the app is the common case, and building the whole parser with every
+    command takes longer than parsing ``--base-model`` and ``--debug``.
+    """
+    if any(arg in ("-h", "--help", "--version") for arg in argv):
+        return None
+    parser = argparse.ArgumentParser(prog="lora-chat", add_help=False, exit_on_error=False)
+    _common_options(parser, suppress=False)
+    try:
+        args, rest = parser.parse_known_args(argv)
+    except argparse.ArgumentError:
+        return None
+    return None if rest else args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _app_only_args(argv)
+    if args is None:
+        args = build_parser().parse_args(argv)
     debug = bool(getattr(args, "debug", False))
     if getattr(args, "base_model", None) is None:
         args.base_model = None

@@ -140,3 +140,34 @@ def test_progress_on_terminal_keeps_eval_lines():
     assert lines[0] == "training 1 row (1 held out), 1 epoch, 2 steps, 10 trainable parameters, on cpu"
     assert "step 2 (epoch 1): eval loss 1.2500" in lines
     assert lines[-1].startswith("step 2/2 [####################] epoch 1.00 loss 1.5000 eval 1.2500")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], (None, False)),
+        (["--debug"], (None, True)),
+        (["--base-model", "/models/x"], ("/models/x", False)),
+        (["--base-model=/models/x", "--debug"], ("/models/x", True)),
+    ],
+)
+def test_app_options_parse_without_the_whole_parser(argv, expected):
+    from lora_chat.cli import _app_only_args
+
+    args = _app_only_args(argv)
+    assert (args.base_model, args.debug) == expected
+
+
+@pytest.mark.parametrize("argv", [["--base-model"], ["train", "rows.jsonl"], ["adapters", "list"], ["app"], ["--help"], ["--version"], ["--bogus"]])
+def test_anything_else_goes_to_the_whole_parser(argv):
+    from lora_chat.cli import _app_only_args
+
+    assert _app_only_args(argv) is None
+
+
+def test_missing_option_value_is_reported_once(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--base-model"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("expected one argument") == 1

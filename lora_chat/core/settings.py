@@ -18,11 +18,6 @@ from typing import Any
 from lora_chat.core import paths
 from lora_chat.core.errors import SettingsError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised only on Python 3.10
-    import tomli as tomllib
-
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_MODEL = "google/flan-t5-small"
@@ -211,6 +206,11 @@ def load_settings(path: Path | None = None) -> Settings:
     warnings: list[str] = []
     data: dict[str, Any] = {}
     if path.exists():
+        # Imported here: without a settings file, start-up does without the TOML parser.
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - exercised only on Python 3.10
+            import tomli as tomllib
         try:
             with path.open("rb") as fh:
                 data = tomllib.load(fh)

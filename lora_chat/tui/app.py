@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -32,6 +33,8 @@ EXIT_AFTER_FIRST_SCREEN_ENV = "LORA_CHAT_EXIT_AFTER_FIRST_SCREEN"
 
 # Mode name, screen title and key, in the order of the footer.
 SCREENS = (("datasets", "Datasets", "f1"), ("train", "Train", "f2"), ("adapters", "Adapters", "f3"), ("chat", "Chat", "f4"))
+# On a narrow terminal the key bar folds the screen keys into one item, "f1-f4 Screens".
+SCREEN_KEYS = Binding.Group("Screens")
 
 
 def _screen_on_first_use(module: str, name: str) -> Callable[[], Screen]:
@@ -46,6 +49,21 @@ def _screen_on_first_use(module: str, name: str) -> Callable[[], Screen]:
     return make
 
 
+def _collect_after_start() -> None:
+    """Turn the garbage collector back on after the first frame, if start-up turned it off.
+
+    ``lora-chat`` (``cli.cmd_app``) turns it off before importing the app. One collection
+    clears what start-up left behind; freezing then moves the objects that live for the
+    whole session out of later collections, so those stay short while people type and
+    answers stream.
+    """
+    if gc.isenabled():
+        return
+    gc.collect()
+    gc.freeze()
+    gc.enable()
+
+
 def _log_screen_class() -> type[Screen]:
     from lora_chat.tui.screens.log import LogScreen
 
@@ -55,10 +73,10 @@ def _log_screen_class() -> type[Screen]:
 class LoraChatApp(TrainingHost, ChatHost, App[int]):
     """The app. It owns the chat engine and the training run, so leaving a screen stops neither."""
 
-    CSS_PATH = "app.tcss"
     TITLE = "lora-chat"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+    DEFAULT_MODE = "datasets"
     MODES = {
         "datasets": DatasetsScreen,
         "train": _screen_on_first_use("train", "TrainScreen"),
@@ -66,7 +84,7 @@ class LoraChatApp(TrainingHost, ChatHost, App[int]):
         "chat": _screen_on_first_use("chat", "ChatScreen"),
     }
     BINDINGS = [
-        *(Binding(key, f"switch_mode('{mode}')", title, priority=True) for mode, title, key in SCREENS),
+        *(Binding(key, f"switch_mode('{mode}')", title, priority=True, group=SCREEN_KEYS) for mode, title, key in SCREENS),
         Binding("ctrl+l", "show_log", "Log", show=False),
         Binding("question_mark", "toggle_keys", "Keys", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -88,8 +106,7 @@ class LoraChatApp(TrainingHost, ChatHost, App[int]):
     async def on_mount(self) -> None:
         logging.getLogger().addHandler(self.log_handler)
         self.update_subtitle()
-        # Notifications go to the screen shown when they are posted, so the first screen comes first.
-        await self.switch_mode("datasets")
+        self.call_after_refresh(_collect_after_start)
         for warning in self.settings.warnings:
             self.notify(warning, title="Settings", severity="warning", timeout=10)
         # benchmarks/run.py times process start to first drawn screen with this variable set.
@@ -225,5 +242,8 @@ def run_app(base_model: str | None = None, debug: bool = False) -> int:
 
     setup_logging(logging.DEBUG if debug else logging.INFO)
     app = LoraChatApp(base_model=base_model, debug=debug)
-    result = app.run()
+    try:
+        result = app.run()
+    finally:
+        gc.enable()
     return result or 0

@@ -18,12 +18,13 @@ from textual.signal import Signal
 from textual.worker import get_current_worker
 
 from lora_chat.core.errors import LoraChatError
-from lora_chat.core.runs import RunManager, RunProgress, TrainingRun, progress_of
-from lora_chat.core.settings import TrainSettings
 from lora_chat.tui.widgets.choice_dialog import ChoiceDialog
 
 if TYPE_CHECKING:
     from textual.app import App
+
+    from lora_chat.core.runs import RunManager, RunProgress, TrainingRun
+    from lora_chat.core.settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,9 @@ class TrainingHost:
     @property
     def runs(self) -> RunManager:
         if self._runs is None:
+            # Imported here: the run manager is not needed for the first frame.
+            from lora_chat.core.runs import RunManager
+
             self._runs = RunManager()
         return self._runs
 
@@ -71,7 +75,8 @@ class TrainingHost:
 
     # Textual calls the on_mount of each class in the MRO, so this runs beside the App's own.
     def on_mount(self) -> None:
-        self.restore_training()
+        # After the first frame, so that looking for runs does not delay it.
+        self.call_after_refresh(self.restore_training)  # type: ignore[attr-defined]
 
     @work(thread=True, name="finding training runs", group="training", exit_on_error=False)
     def restore_training(self) -> None:
@@ -86,6 +91,8 @@ class TrainingHost:
         app: App = self  # type: ignore[assignment]
         if self.training_active:
             return
+        from lora_chat.core.runs import progress_of
+
         self.training_run = run
         self.training_progress = progress_of(run)
         self.training_changed.publish(self.training_progress)
@@ -131,6 +138,8 @@ class TrainingHost:
         if message.run is not self.training_run:
             return
         if self.training_progress is None:
+            from lora_chat.core.runs import progress_of
+
             self.training_progress = progress_of(message.run)
         else:
             for event in message.events:

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import subprocess
 import sys
 import textwrap
 
 from textual import work
-from textual.widgets import Footer, RichLog
+from textual.widgets import RichLog
 from textual.widgets._toast import Toast
 
 from lora_chat.core import paths
 from lora_chat.core.errors import DatasetError
 from lora_chat.core.settings import load_settings
-from lora_chat.tui.app import LoraChatApp
+from lora_chat.tui.app import LoraChatApp, _collect_after_start
 from lora_chat.tui.screens.adapters import AdaptersScreen
 from lora_chat.tui.screens.chat import ChatScreen
 from lora_chat.tui.screens.datasets import DatasetsScreen
 from lora_chat.tui.screens.log import LogScreen
 from lora_chat.tui.screens.train import TrainScreen
 from lora_chat.tui.widgets.dialogs import ErrorDialog
+from lora_chat.tui.widgets.key_bar import KeyBar
 from tests.tui.conftest import settle
 
 
@@ -43,7 +45,7 @@ async def test_footer_and_palette_list_screens(settings):
         await pilot.pause()
         descriptions = {binding.description for (_, binding, _, _) in app.screen.active_bindings.values() if binding.show}
         assert {"Datasets", "Train", "Adapters", "Chat"} <= descriptions
-        assert app.screen.query(Footer)
+        assert app.screen.query(KeyBar)
 
         titles = [command.title for command in app.get_system_commands(app.screen)]
         for title in ("Go to Datasets", "Go to Train", "Go to Adapters", "Go to Chat", "Show log", "Dataset: new"):
@@ -141,7 +143,7 @@ def test_start_up_imports_no_heavy_library(tmp_path):
     code = textwrap.dedent(
         """
         import asyncio, sys
-        from lora_chat.tui.app import LoraChatApp
+        from lora_chat.tui.app import LoraChatApp, _collect_after_start
 
         async def main():
             app = LoraChatApp(base_model="/no/such/model")
@@ -155,3 +157,57 @@ def test_start_up_imports_no_heavy_library(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert result.stdout.split() == ["DatasetsScreen", "none"]
+
+
+def test_importing_the_app_leaves_later_screens_parts_unloaded():
+    code = textwrap.dedent(
+        """
+        import sys
+        import lora_chat.cli, lora_chat.tui.app
+        parts = ("lora_chat.core.runs", "lora_chat.core.training", "lora_chat.tui.widgets.row_editor", "tomllib")
+        print(",".join(m for m in parts if m in sys.modules) or "none")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stdout.split() == ["none"]
+
+
+def test_collector_comes_back_after_start_up_and_spares_start_up_objects():
+    frozen_before = gc.get_freeze_count()
+    gc.disable()
+    try:
+        _collect_after_start()
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > frozen_before
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
+def test_collector_left_alone_when_start_up_did_not_pause_it():
+    frozen_before = gc.get_freeze_count()
+    _collect_after_start()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen_before
+
+
+async def test_screens_start_with_the_breakpoint_classes_textual_would_give(settings):
+    for size, expected in (((80, 24), {"-narrow", "-short"}), ((120, 40), {"-wide", "-tall"})):
+        app = LoraChatApp(settings=settings)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            assert set(screen.breakpoint_classes(*size)) == expected
+            assert expected <= set(screen.classes)
+            await pilot.press("f3")
+            await pilot.pause()
+            assert expected <= set(app.screen.classes)
+
+
+async def test_breakpoint_classes_follow_a_resize(settings):
+    app = LoraChatApp(settings=settings)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert {"-narrow", "-short"} <= set(app.screen.classes)
+        assert not {"-wide", "-tall"} & set(app.screen.classes)

@@ -12,12 +12,13 @@ from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Label, Sparkline, Static
+from textual.widgets import DataTable, Header, Label, Sparkline, Static
 
 from lora_chat.core.errors import AdapterError, InputError
 from lora_chat.core.library import AdapterEntry, AdapterLibrary
 from lora_chat.tui.screens.base import LoraScreen
 from lora_chat.tui.widgets.dialogs import ConfirmDialog, PromptDialog
+from lora_chat.tui.widgets.key_bar import KeyBar
 
 # The columns that tell adapters apart come first, so they stay in view at 80 columns.
 COLUMNS = (
@@ -100,6 +101,51 @@ def detail_lines(entry: AdapterEntry) -> list[str]:
 class AdaptersScreen(LoraScreen):
     """The library table on top, the highlighted adapter's details and loss curve below."""
 
+    DEFAULT_CSS = """
+    AdaptersScreen #adapters-main {
+        height: 1fr;
+    }
+    AdaptersScreen #adapters-title {
+        text-overflow: ellipsis;
+        text-wrap: nowrap;
+    }
+    AdaptersScreen #adapters {
+        height: auto;
+        max-height: 45%;
+        min-height: 4;
+    }
+    AdaptersScreen #adapters-empty {
+        height: auto;
+        padding: 1 2;
+        color: $text-muted;
+    }
+    AdaptersScreen #adapter-detail-pane {
+        height: 1fr;
+        border-top: hkey $primary 50%;
+    }
+    AdaptersScreen #adapter-detail {
+        width: 1fr;
+        padding: 0 1;
+    }
+    AdaptersScreen #adapter-curves {
+        width: 1fr;
+        padding: 0 1;
+    }
+    AdaptersScreen #adapter-curves Sparkline {
+        height: 4;
+        margin-bottom: 1;
+    }
+    AdaptersScreen #adapter-curves Label {
+        color: $text-muted;
+    }
+    AdaptersScreen #eval-curve > .sparkline--max-color {
+        color: $accent;
+    }
+    AdaptersScreen.-narrow #adapter-curves {
+        width: 30;
+    }
+    """
+
     BINDINGS = [
         Binding("c", "open_in_chat", "Chat with it"),
         Binding("e", "evaluate", "Evaluate"),
@@ -130,7 +176,7 @@ class AdaptersScreen(LoraScreen):
                     yield Sparkline([], id="loss-curve")
                     yield Label("", id="eval-label", markup=False)
                     yield Sparkline([], id="eval-curve")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         table = self.query_one("#adapters", DataTable)

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.widgets import Checkbox, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Checkbox, Header, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from lora_chat.core.errors import InputError, LoraChatError
@@ -21,6 +21,7 @@ from lora_chat.core.library import AdapterLibrary
 from lora_chat.core.settings import GenerationSettings
 from lora_chat.tui.screens.base import LoraScreen
 from lora_chat.tui.widgets.chat_turn import AnswerBox, ChatTurn
+from lora_chat.tui.widgets.key_bar import KeyBar
 from lora_chat.tui.widgets.settings_form import SettingsForm
 
 log = logging.getLogger(__name__)
@@ -220,7 +221,7 @@ class ChatScreen(LoraScreen):
                     id="few-shot-help",
                 )
         yield Input(placeholder="Ask something and press Enter", id="prompt")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.refresh_adapters()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from rich.console import Console, ConsoleOptions, JustifyMethod, RenderResult
 from rich.text import Text
@@ -14,7 +14,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Input, Label, OptionList, Static
+from textual.widgets import DataTable, Header, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
@@ -24,7 +24,10 @@ from lora_chat.core.errors import DatasetError, LoraChatError
 from lora_chat.tui.dataset_document import CachedTokenCounter, DatasetDocument, Entry
 from lora_chat.tui.screens.base import LoraScreen
 from lora_chat.tui.widgets.dialogs import ConfirmDialog, PromptDialog
-from lora_chat.tui.widgets.row_editor import RowEditor
+from lora_chat.tui.widgets.key_bar import KeyBar
+
+if TYPE_CHECKING:
+    from lora_chat.tui.widgets.row_editor import RowEditor
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +123,74 @@ class RowsTable(DataTable):
 class DatasetsScreen(LoraScreen):
     """Datasets in the library on the left, the rows of the open dataset on the right."""
 
+    DEFAULT_CSS = """
+    DatasetsScreen #datasets-main {
+        height: 1fr;
+    }
+    DatasetsScreen #dataset-sidebar {
+        width: 26;
+        border-right: vkey $primary 50%;
+    }
+    /* At 80 columns the library list gives its space to the rows. */
+    DatasetsScreen.-narrow #dataset-sidebar {
+        width: 20;
+    }
+    DatasetsScreen #dataset-list {
+        height: 1fr;
+        border: none;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    DatasetsScreen #dataset-keys, DatasetsScreen #dataset-keys-short {
+        height: auto;
+        padding: 0 1;
+    }
+    DatasetsScreen #dataset-keys-short, DatasetsScreen.-short #dataset-keys {
+        display: none;
+    }
+    DatasetsScreen.-short #dataset-keys-short {
+        display: block;
+    }
+    DatasetsScreen #dataset-pane {
+        width: 1fr;
+    }
+    DatasetsScreen #dataset-heading {
+        height: 1;
+        padding: 0 1;
+    }
+    DatasetsScreen #dataset-name {
+        text-style: bold;
+    }
+    DatasetsScreen #unsaved-marker {
+        color: $text-warning;
+        margin-left: 2;
+        display: none;
+    }
+    DatasetsScreen #dataset-path {
+        color: $text-muted;
+        margin-left: 2;
+        width: 1fr;
+        text-overflow: ellipsis;
+        text-wrap: nowrap;
+    }
+    DatasetsScreen #search {
+        margin: 0 1;
+    }
+    DatasetsScreen #rows {
+        height: 1fr;
+    }
+    DatasetsScreen #empty-hint {
+        padding: 1 2;
+        color: $text-muted;
+        height: 1fr;
+    }
+    DatasetsScreen #dataset-totals {
+        height: auto;
+        padding: 0 1;
+        background: $panel;
+    }
+    """
+
     BINDINGS = [
         Binding("a", "add_row", "Add"),
         Binding("enter", "edit_row", "Edit", show=False),
@@ -167,12 +238,14 @@ class DatasetsScreen(LoraScreen):
                     id="empty-hint",
                 )
                 yield Static("", id="dataset-totals", markup=False)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         table = self.query_one("#rows", DataTable)
         for key, label in COLUMNS:
-            table.add_column(label, key=key, width=8)
+            # A Text label: a str label goes through Rich's markup parser, whose first use
+            # loads its emoji table and costs the first frame a few milliseconds.
+            table.add_column(Text(label), key=key, width=8)
         self.refresh_library()
         self.show_document_state()
 
@@ -498,6 +571,9 @@ class DatasetsScreen(LoraScreen):
         self.app.push_screen(self.row_editor(f"Row {number} of {document.name}", entry.input, entry.output, focus_field), apply)
 
     def row_editor(self, title: str, input: str = "", output: str = "", focus_field: str = "input") -> RowEditor:
+        # Imported here: the editor's text areas are not needed for the first frame.
+        from lora_chat.tui.widgets.row_editor import RowEditor
+
         limits = self.app.settings.train
         return RowEditor(title, input, output, self.count_tokens, limits.max_input_tokens, limits.max_output_tokens, focus_field)
 

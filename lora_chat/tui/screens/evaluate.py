@@ -12,11 +12,12 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.widgets import Button, DataTable, Footer, Header, Input, Label, ProgressBar, Static
+from textual.widgets import Button, DataTable, Header, Input, Label, ProgressBar, Static
 
 from lora_chat.core.errors import InputError, SettingsError, TrainingCancelled
 from lora_chat.core.library import AdapterEntry
 from lora_chat.tui.screens.base import LoraScreen
+from lora_chat.tui.widgets.key_bar import KeyBar
 
 if TYPE_CHECKING:
     from lora_chat.core.evaluate import EvalReport, RowResult
@@ -176,7 +177,7 @@ class EvaluateScreen(LoraScreen):
         yield DataTable(id="eval-rows", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="eval-detail"):
             yield Static("", id="eval-row-detail", markup=False)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         summary = self.query_one("#eval-summary", DataTable)

@@ -9,14 +9,29 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Label, RichLog
+from textual.widgets import Label, RichLog
 
 from lora_chat.core import paths
+from lora_chat.tui.widgets.key_bar import KeyBar
 
 
 class LogScreen(ModalScreen[None]):
     """Show the log records kept by the app's log handler; Escape goes back."""
 
+    DEFAULT_CSS = """
+    LogScreen {
+        background: $background;
+    }
+    LogScreen #log-title {
+        width: 100%;
+        padding: 0 1;
+        background: $panel;
+        text-style: bold;
+    }
+    LogScreen #log-view {
+        height: 1fr;
+    }
+    """
     BINDINGS = [Binding("escape,ctrl+l", "dismiss", "Back")]
 
     def __init__(self, lines: Iterable[tuple[str, int]]) -> None:
@@ -26,7 +41,7 @@ class LogScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         yield Label(f"Log (also written to {paths.log_file()})", id="log-title", markup=False)
         yield RichLog(id="log-view", wrap=True, highlight=False, markup=False, max_lines=5000)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         view = self.query_one(RichLog)

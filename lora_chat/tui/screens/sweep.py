@@ -13,7 +13,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Button, DataTable, Footer, Header, Input, Label, ProgressBar, Select, Static
+from textual.widgets import Button, DataTable, Header, Input, Label, ProgressBar, Select, Static
 
 from lora_chat.core import paths
 from lora_chat.core.dataset import library_datasets
@@ -21,6 +21,7 @@ from lora_chat.core.errors import InputError, SettingsError, TrainingCancelled
 from lora_chat.core.settings import TrainSettings, parse_value
 from lora_chat.tui.screens.base import LoraScreen
 from lora_chat.tui.widgets.dialogs import dataset_file_dialog
+from lora_chat.tui.widgets.key_bar import KeyBar
 
 if TYPE_CHECKING:
     from lora_chat.core.sweep import SweepResult, SweepRun
@@ -180,7 +181,7 @@ class SweepScreen(LoraScreen):
             yield Static("Fill in the lists (comma-separated) and press ctrl+s to start.", id="sweep-status", markup=False)
         yield Static("", id="sweep-ranked-by", markup=False)
         yield DataTable(id="sweep-ranking", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         table = self.query_one("#sweep-ranking", DataTable)

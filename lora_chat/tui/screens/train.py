@@ -11,16 +11,17 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, ContentSwitcher, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, ContentSwitcher, Header, Input, Label, Select, Static
 
 from lora_chat.core import paths
 from lora_chat.core.dataset import library_datasets
 from lora_chat.core.errors import LoraChatError
 from lora_chat.core.library import AdapterLibrary
+from lora_chat.core.methods import count_trainable_parameters, describe_method
 from lora_chat.core.runs import RunProgress, shell_quote, train_command
 from lora_chat.core.settings import TrainSettings
-from lora_chat.core.methods import count_trainable_parameters, describe_method
 from lora_chat.tui.screens.base import LoraScreen
+from lora_chat.tui.widgets.key_bar import KeyBar
 from lora_chat.tui.widgets.run_view import RunView
 from lora_chat.tui.widgets.settings_form import SettingsForm
 
@@ -137,7 +138,7 @@ class TrainScreen(LoraScreen):
                     yield Button("Start training (ctrl+s)", id="start", variant="primary", compact=True)
                     yield Button("Open dataset file (ctrl+o)", id="open-dataset", compact=True)
             yield RunView(id="train-run")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.refresh_datasets()

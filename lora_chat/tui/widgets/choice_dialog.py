@@ -6,18 +6,19 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from lora_chat.tui.widgets.dialogs import DialogScreen
 
-class ChoiceDialog(ModalScreen["str | None"]):
+
+class ChoiceDialog(DialogScreen["str | None"]):
     """Ask a question with several buttons; dismisses with the chosen id, or None on Escape."""
 
     BINDINGS = [Binding("escape", "choose(None)", "Cancel")]
 
     def __init__(self, question: str, title: str, choices: list[tuple[str, str, str]], focus: str | None = None) -> None:
         """``choices`` are (id, label, button variant) triples; ``focus`` names the button focused first."""
-        super().__init__(classes="dialog-screen")
+        super().__init__()
         self.question = question
         self.title_text = title
         self.choices = choices

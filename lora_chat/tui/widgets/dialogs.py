@@ -9,19 +9,75 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, ScreenResultType
 from textual.widgets import Button, Input, Label, Static
 
 from lora_chat.core.errors import InputError, LoraChatError
 
 
-class ErrorDialog(ModalScreen[None]):
+class DialogScreen(ModalScreen[ScreenResultType]):
+    """The base of every dialog: a framed box in the middle of the screen."""
+
+    DEFAULT_CSS = """
+    DialogScreen {
+        align: center middle;
+    }
+    DialogScreen .dialog {
+        width: 72;
+        max-width: 95%;
+        height: auto;
+        max-height: 90%;
+        padding: 1 2;
+        background: $panel;
+        border: thick $primary;
+    }
+    DialogScreen .error-dialog {
+        border: thick $error;
+    }
+    DialogScreen .dialog-title {
+        text-style: bold;
+        width: 100%;
+        margin-bottom: 1;
+    }
+    DialogScreen .dialog-body {
+        height: auto;
+        max-height: 16;
+    }
+    DialogScreen .dialog-prompt {
+        margin-bottom: 1;
+    }
+    DialogScreen .dialog-buttons {
+        height: auto;
+        align-horizontal: right;
+        margin-top: 1;
+    }
+    DialogScreen .dialog-buttons Button {
+        margin-left: 2;
+    }
+    DialogScreen .dialog-hint {
+        color: $text-muted;
+    }
+    DialogScreen .field-problem {
+        color: $text-error;
+        height: auto;
+    }
+    DialogScreen .field-label {
+        color: $text-primary;
+        margin-top: 1;
+    }
+    """
+
+    def __init__(self) -> None:
+        super().__init__(classes="dialog-screen")
+
+
+class ErrorDialog(DialogScreen[None]):
     """Say what went wrong and what to do; Enter or Escape closes it."""
 
     BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("enter", "dismiss", "Close", show=False)]
 
     def __init__(self, message: str, title: str = "Error") -> None:
-        super().__init__(classes="dialog-screen")
+        super().__init__()
         self.message = message
         self.title_text = title
 
@@ -41,7 +97,7 @@ class ErrorDialog(ModalScreen[None]):
         self.dismiss(None)
 
 
-class ConfirmDialog(ModalScreen[bool]):
+class ConfirmDialog(DialogScreen[bool]):
     """Ask a yes/no question; returns True only when the user confirms."""
 
     BINDINGS = [
@@ -51,7 +107,7 @@ class ConfirmDialog(ModalScreen[bool]):
     ]
 
     def __init__(self, question: str, title: str = "Please confirm", confirm_label: str = "Yes", danger: bool = False) -> None:
-        super().__init__(classes="dialog-screen")
+        super().__init__()
         self.question = question
         self.title_text = title
         self.confirm_label = confirm_label
@@ -78,7 +134,7 @@ class ConfirmDialog(ModalScreen[bool]):
         self.dismiss(event.button.id == "yes")
 
 
-class PromptDialog(ModalScreen["str | None"]):
+class PromptDialog(DialogScreen["str | None"]):
     """Ask for one line of text (a name or a path); returns None when cancelled.
 
     ``check`` may raise LoraChatError: its message is shown under the field and the
@@ -96,7 +152,7 @@ class PromptDialog(ModalScreen["str | None"]):
         check: Callable[[str], object] | None = None,
         ok_label: str = "OK",
     ) -> None:
-        super().__init__(classes="dialog-screen")
+        super().__init__()
         self.prompt = prompt
         self.title_text = title or prompt
         self.value = value

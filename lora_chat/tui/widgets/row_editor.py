@@ -8,16 +8,42 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static, TextArea
 
-from lora_chat.tui.widgets.dialogs import ConfirmDialog
+from lora_chat.tui.widgets.dialogs import ConfirmDialog, DialogScreen
 
 TokenCounter = Callable[[list[str]], list[int]]
 
 
-class RowEditor(ModalScreen["tuple[str, str] | None"]):
+class RowEditor(DialogScreen["tuple[str, str] | None"]):
     """Edit one row; returns (input, output), or None when cancelled."""
+
+    DEFAULT_CSS = """
+    RowEditor .row-editor {
+        width: 90%;
+        max-width: 140;
+        height: 90%;
+    }
+    RowEditor .row-editor TextArea {
+        height: 1fr;
+        min-height: 4;
+    }
+    RowEditor .row-editor .dialog-title {
+        margin-bottom: 0;
+    }
+    RowEditor .row-editor .field-label {
+        margin-top: 0;
+    }
+    RowEditor .row-editor .dialog-buttons {
+        margin-top: 0;
+    }
+    RowEditor.-short .row-editor {
+        padding: 0 1;
+    }
+    RowEditor.-short .row-editor .dialog-hint {
+        display: none;
+    }
+    """
 
     BINDINGS = [
         Binding("ctrl+s", "save", "Save row", priority=True),
@@ -34,7 +60,7 @@ class RowEditor(ModalScreen["tuple[str, str] | None"]):
         max_output_tokens: int | None = None,
         focus_field: str = "input",
     ) -> None:
-        super().__init__(classes="dialog-screen")
+        super().__init__()
         self.focus_field = focus_field
         self.title_text = title
         self.original = (input, output)
