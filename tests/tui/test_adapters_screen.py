@@ -158,6 +158,41 @@ async def test_import_folder(settings, tmp_path):
         assert column(screen, "name") == ["peft-out"]
 
 
+async def test_import_exported_zip(settings, tmp_path):
+    from lora_chat.core.library import AdapterLibrary
+
+    make_adapter(paths.adapters_dir(), "pirate")
+    archive = AdapterLibrary().export("pirate", tmp_path / "shared-pirate.zip")
+    app = LoraChatApp(settings=settings)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_adapters(pilot)
+        await pilot.press("i")
+        await pilot.pause()
+        app.screen.query_one(Input).value = str(archive)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen.query_one(Input).value == "shared-pirate"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert column(screen, "name") == ["pirate", "shared-pirate"]
+
+
+async def test_import_refuses_a_file_that_is_not_a_zip(settings, tmp_path):
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("not an adapter")
+    app = LoraChatApp(settings=settings)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_adapters(pilot)
+        await pilot.press("i")
+        await pilot.pause()
+        dialog = app.screen
+        dialog.query_one(Input).value = str(text_file)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is dialog
+        assert "neither a folder nor a .zip file" in str(dialog.query_one("#prompt-problem").render())
+
+
 async def test_open_in_chat_sets_adapter(settings):
     make_adapter(paths.adapters_dir(), "pirate")
     app = LoraChatApp(settings=settings)

@@ -360,12 +360,16 @@ class AdaptersScreen(LoraScreen):
     @work(name="import adapter", group="library", exclusive=True, exit_on_error=False)
     async def action_import_folder(self) -> None:
         source = await self.app.push_screen_wait(
-            PromptDialog("Folder saved by peft's save_pretrained (it holds adapter_config.json)", title="Import adapter", check=_existing_folder)
+            PromptDialog(
+                "A folder saved by peft's save_pretrained (it holds adapter_config.json), or a .zip written by export",
+                title="Import adapter",
+                check=_existing_adapter_source,
+            )
         )
         if source is None:
             return
         folder = Path(source).expanduser()
-        suggested = folder.resolve().name
+        suggested = folder.resolve().stem if folder.is_file() else folder.resolve().name
         try:
             self.library.check_new_name(suggested)
         except InputError:
@@ -381,7 +385,7 @@ class AdaptersScreen(LoraScreen):
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         """Commands of this screen for the command palette."""
-        yield SystemCommand("Adapters: import folder", "Copy a PEFT adapter folder into the library (i)", self.action_import_folder)
+        yield SystemCommand("Adapters: import", "Copy a PEFT adapter folder or an exported .zip into the library (i)", self.action_import_folder)
         yield SystemCommand("Adapters: refresh", "Read the library folder again (ctrl+r)", self.action_refresh)
         yield SystemCommand("Adapters: sweep", "Train one adapter per setting and rank them by eval loss (w)", self.action_sweep)
         entry = self.current_entry()
@@ -393,8 +397,10 @@ class AdaptersScreen(LoraScreen):
             )
 
 
-def _existing_folder(text: str) -> None:
+def _existing_adapter_source(text: str) -> None:
     path = Path(text).expanduser()
-    if not path.is_dir():
-        raise InputError(f"{path}: folder not found" if not path.exists() else f"{path} is not a folder")
+    if not path.exists():
+        raise InputError(f"{path}: not found")
+    if not path.is_dir() and path.suffix.lower() != ".zip":
+        raise InputError(f"{path} is neither a folder nor a .zip file")
 
