@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import shutil
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -98,3 +101,19 @@ async def settle(pilot) -> None:
         except WorkerFailed:
             pass
         await pilot.pause()
+
+
+@contextlib.contextmanager
+def fixed_home(folder: Path) -> Iterator[Path]:
+    """Hold ``folder`` empty for one snapshot test, waiting while another test run uses it.
+
+    Snapshots show the data folder's path, so it cannot differ per run; a lock file beside
+    it makes two test runs on one machine take turns instead of emptying it under each other.
+    """
+    with open(folder.with_name(folder.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)

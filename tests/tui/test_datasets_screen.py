@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from textual.widgets import DataTable, Input, Label, Static, TextArea
 
 from lora_chat.tui.app import LoraChatApp

@@ -7,14 +7,14 @@ checking the new pictures.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from lora_chat.core import paths
 from lora_chat.tui.app import LoraChatApp
-from tests.tui.conftest import make_adapter, settle, write_jsonl
+from tests.tui.conftest import fixed_home, make_adapter, settle, write_jsonl
 
 SNAPSHOT_HOME = Path("/tmp/lora-chat-snapshot-home")
 ROWS = [
@@ -45,11 +45,10 @@ async def wait_for_token_counts(pilot) -> None:
 
 
 @pytest.fixture
-def snapshot_home(monkeypatch) -> Path:
-    shutil.rmtree(SNAPSHOT_HOME, ignore_errors=True)
-    monkeypatch.setenv("LORA_CHAT_HOME", str(SNAPSHOT_HOME))
-    yield SNAPSHOT_HOME
-    shutil.rmtree(SNAPSHOT_HOME, ignore_errors=True)
+def snapshot_home(monkeypatch) -> Iterator[Path]:
+    with fixed_home(SNAPSHOT_HOME):
+        monkeypatch.setenv("LORA_CHAT_HOME", str(SNAPSHOT_HOME))
+        yield SNAPSHOT_HOME
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size[0]}x{size[1]}")

@@ -8,9 +8,9 @@ checking the new pictures.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from textual.widgets import Select
@@ -18,7 +18,7 @@ from textual.widgets import Select
 from lora_chat.core import paths
 from lora_chat.core.settings import Settings
 from lora_chat.tui.app import LoraChatApp
-from tests.tui.conftest import make_adapter, write_jsonl
+from tests.tui.conftest import fixed_home, make_adapter, write_jsonl
 from tests.tui.fake_engine import FakeEngine
 from tests.tui.fake_runs import FakeRunManager, ready_events, step_events
 from tests.tui.test_train_screen import TINY_CONFIG
@@ -28,15 +28,14 @@ SIZES = [(120, 40), (80, 24)]
 
 
 @pytest.fixture
-def snapshot_home(monkeypatch) -> Path:
-    shutil.rmtree(SNAPSHOT_HOME, ignore_errors=True)
-    monkeypatch.setenv("LORA_CHAT_HOME", str(SNAPSHOT_HOME))
-    base = SNAPSHOT_HOME / "base"
-    base.mkdir(parents=True)
-    (base / "config.json").write_text(json.dumps(TINY_CONFIG))
-    write_jsonl(paths.datasets_dir() / "greetings.jsonl", [("Hello", "Hi there"), ("Bye", "See you")])
-    yield SNAPSHOT_HOME
-    shutil.rmtree(SNAPSHOT_HOME, ignore_errors=True)
+def snapshot_home(monkeypatch) -> Iterator[Path]:
+    with fixed_home(SNAPSHOT_HOME):
+        monkeypatch.setenv("LORA_CHAT_HOME", str(SNAPSHOT_HOME))
+        base = SNAPSHOT_HOME / "base"
+        base.mkdir(parents=True)
+        (base / "config.json").write_text(json.dumps(TINY_CONFIG))
+        write_jsonl(paths.datasets_dir() / "greetings.jsonl", [("Hello", "Hi there"), ("Bye", "See you")])
+        yield SNAPSHOT_HOME
 
 
 def make_app(engine: FakeEngine | None = None) -> LoraChatApp:

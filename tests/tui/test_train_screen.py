@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
@@ -19,7 +18,6 @@ from lora_chat.tui.screens.chat import ChatScreen
 from lora_chat.tui.screens.train import TrainScreen, suggest_name
 from lora_chat.tui.widgets.choice_dialog import ChoiceDialog
 from lora_chat.tui.widgets.dialogs import ConfirmDialog, ErrorDialog
-from lora_chat.tui.widgets.run_view import RunView
 from tests.tui.conftest import make_adapter, write_jsonl
 from tests.tui.fake_engine import FakeEngine
 from tests.tui.fake_runs import FakeRun, FakeRunManager, ready_events, step_events
