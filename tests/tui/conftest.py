@@ -107,8 +107,8 @@ async def settle(pilot) -> None:
 def fixed_home(folder: Path) -> Iterator[Path]:
     """Hold ``folder`` empty for one snapshot test, waiting while another test run uses it.
 
-    Snapshots show the data folder's path, so it cannot differ per run; a lock file beside
-    it makes two test runs on one machine take turns instead of emptying it under each other.
+    Snapshots show the data folder's path, so it is the same for every run. A lock file
+    beside it makes two test runs on one machine take turns with it.
     """
     with open(folder.with_name(folder.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
