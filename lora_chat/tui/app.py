@@ -25,6 +25,7 @@ from lora_chat.tui.log_handler import AppLogHandler, LogLineAdded
 from lora_chat.tui.screens.datasets import DatasetsScreen
 from lora_chat.tui.training_host import TrainingHost
 from lora_chat.tui.widgets.dialogs import ConfirmDialog, ErrorDialog
+from lora_chat.tui.widgets.key_bar import ALL_KEYS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,9 @@ def _collect_after_start() -> None:
     """Turn the garbage collector back on after the first frame, if start-up turned it off.
 
     ``lora-chat`` (``cli.cmd_app``) turns it off before importing the app. One collection
-    clears what start-up left behind; freezing then moves the objects that live for the
+    clears what start-up left behind. Freezing then moves the objects that live for the
     whole session out of later collections, so those stay short while people type and
-    answers stream.
+    the chat streams.
     """
     if gc.isenabled():
         return
@@ -86,7 +87,7 @@ class LoraChatApp(TrainingHost, ChatHost, App[int]):
     BINDINGS = [
         *(Binding(key, f"switch_mode('{mode}')", title, priority=True, group=SCREEN_KEYS) for mode, title, key in SCREENS),
         Binding("ctrl+l", "show_log", "Log", show=False),
-        Binding("question_mark", "toggle_keys", "Keys", show=False),
+        Binding(ALL_KEYS_KEY, "toggle_keys", "Keys", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 

@@ -7,6 +7,7 @@ import fcntl
 import json
 import shutil
 import struct
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -117,3 +118,12 @@ def fixed_home(folder: Path) -> Iterator[Path]:
             yield folder
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+async def wait_until(pilot, condition, timeout: float = 5.0, interval: float = 0.05) -> None:
+    """Let the app run until ``condition()`` is true, and fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(interval)

@@ -7,6 +7,7 @@ import zipfile
 from textual.widgets import DataTable, Input, Sparkline, Static
 
 from lora_chat.core import paths
+from lora_chat.core.library import AdapterLibrary
 from lora_chat.tui.app import LoraChatApp
 from lora_chat.tui.screens.adapters import AdaptersScreen
 from lora_chat.tui.widgets.dialogs import ConfirmDialog, ErrorDialog
@@ -142,16 +143,21 @@ async def test_export_of_broken_entry_fails(settings, tmp_path):
         assert "is broken" in app.screen.message
 
 
+async def enter_import_source(pilot, source) -> None:
+    """Press i on the Adapters screen and submit ``source`` in the import prompt."""
+    await pilot.press("i")
+    await pilot.pause()
+    pilot.app.screen.query_one(Input).value = str(source)
+    await pilot.press("enter")
+    await pilot.pause()
+
+
 async def test_import_folder(settings, tmp_path):
     source = make_adapter(tmp_path, "peft-out")
     app = LoraChatApp(settings=settings)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_adapters(pilot)
-        await pilot.press("i")
-        await pilot.pause()
-        app.screen.query_one(Input).value = str(source)
-        await pilot.press("enter")
-        await pilot.pause()
+        await enter_import_source(pilot, source)
         assert app.screen.query_one(Input).value == "peft-out"
         await pilot.press("enter")
         await settle(pilot)
@@ -159,25 +165,19 @@ async def test_import_folder(settings, tmp_path):
 
 
 async def test_import_exported_zip(settings, tmp_path):
-    from lora_chat.core.library import AdapterLibrary
-
     make_adapter(paths.adapters_dir(), "pirate")
     archive = AdapterLibrary().export("pirate", tmp_path / "shared-pirate.zip")
     app = LoraChatApp(settings=settings)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_adapters(pilot)
-        await pilot.press("i")
-        await pilot.pause()
-        app.screen.query_one(Input).value = str(archive)
-        await pilot.press("enter")
-        await pilot.pause()
+        await enter_import_source(pilot, archive)
         assert app.screen.query_one(Input).value == "shared-pirate"
         await pilot.press("enter")
         await settle(pilot)
         assert column(screen, "name") == ["pirate", "shared-pirate"]
 
 
-async def test_import_refuses_a_file_that_is_not_a_zip(settings, tmp_path):
+async def test_import_rejects_non_zip_file(settings, tmp_path):
     text_file = tmp_path / "notes.txt"
     text_file.write_text("not an adapter")
     app = LoraChatApp(settings=settings)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from lora_chat.tui.screens.chat import ChatScreen
 from lora_chat.tui.screens.history import HistoryScreen
 from lora_chat.tui.widgets.chat_turn import AnswerBox
 from lora_chat.tui.widgets.dialogs import ErrorDialog
-from tests.tui.conftest import make_adapter
+from tests.tui.conftest import make_adapter, wait_until
 from tests.tui.fake_engine import FakeEngine
 
 
@@ -24,14 +23,6 @@ def make_app(engine: FakeEngine) -> LoraChatApp:
     app = LoraChatApp(settings=Settings(base_model="fake/base"))
     app.make_engine = lambda: engine  # type: ignore[method-assign]
     return app
-
-
-async def wait_until(pilot, condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.05)
 
 
 async def open_chat(pilot) -> ChatScreen:

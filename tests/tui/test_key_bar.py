@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import AsyncIterator
+
+from textual.pilot import Pilot
+
+from lora_chat.core.settings import Settings
 from lora_chat.tui.app import LoraChatApp
 from lora_chat.tui.widgets.key_bar import KeyBar
 
 
-def bar_text(app: LoraChatApp) -> str:
-    return str(app.screen.query_one(KeyBar).render())
-
-
-async def test_wide_bar_shows_every_key_and_the_palette(settings):
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings, size: tuple[int, int]) -> AsyncIterator[tuple[LoraChatApp, Pilot, str]]:
+    """Run the app at ``size`` and yield it, its pilot and the key bar's text on the first screen."""
     app = LoraChatApp(settings=settings)
-    async with app.run_test(size=(200, 40)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await pilot.pause()
-        text = bar_text(app)
+        yield app, pilot, str(app.screen.query_one(KeyBar).render())
+
+
+async def test_wide_bar_shows_every_key(settings):
+    async with running_app(settings, (200, 40)) as (_app, _pilot, text):
         for item in ("^q Quit", "f1 Datasets", "f2 Train", "f3 Adapters", "f4 Chat", "a Add", "/ Search", "^s Save"):
             assert item in text
         assert "more keys" not in text
@@ -23,10 +31,7 @@ async def test_wide_bar_shows_every_key_and_the_palette(settings):
 
 
 async def test_narrow_bar_folds_screen_keys(settings):
-    app = LoraChatApp(settings=settings)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
-        text = bar_text(app)
+    async with running_app(settings, (80, 24)) as (_app, _pilot, text):
         assert text.startswith(" ^q Quit  f1-f4 Screens  a Add ")
         assert "f2 Train" not in text
         assert "? more keys" in text
@@ -34,40 +39,28 @@ async def test_narrow_bar_folds_screen_keys(settings):
         assert len(text) == 80
 
 
-async def test_very_narrow_bar_drops_the_palette_key_first(settings):
-    app = LoraChatApp(settings=settings)
-    async with app.run_test(size=(30, 24)) as pilot:
-        await pilot.pause()
-        text = bar_text(app)
+async def test_very_narrow_bar_drops_palette(settings):
+    async with running_app(settings, (30, 24)) as (_app, _pilot, text):
         assert "palette" not in text
         assert text.rstrip().endswith("? more keys")
 
 
-async def test_clicking_a_key_presses_it(settings):
-    app = LoraChatApp(settings=settings)
-    async with app.run_test(size=(200, 40)) as pilot:
-        await pilot.pause()
-        text = bar_text(app)
+async def test_clicking_key_presses_it(settings):
+    async with running_app(settings, (200, 40)) as (app, pilot, text):
         assert await pilot.click(KeyBar, offset=(text.index("f3 Adapters") + 1, 0))
         await pilot.pause()
         assert app.current_mode == "adapters"
 
 
-async def test_clicking_more_keys_lists_them_all(settings):
-    app = LoraChatApp(settings=settings)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
-        text = bar_text(app)
+async def test_clicking_more_keys_lists_all(settings):
+    async with running_app(settings, (80, 24)) as (app, pilot, text):
         assert await pilot.click(KeyBar, offset=(text.index("? more keys") + 1, 0))
         await pilot.pause()
         assert app.screen.query("HelpPanel")
 
 
-async def test_clicking_a_folded_group_does_nothing(settings):
-    app = LoraChatApp(settings=settings)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
-        text = bar_text(app)
+async def test_clicking_folded_group_does_nothing(settings):
+    async with running_app(settings, (80, 24)) as (app, pilot, text):
         assert await pilot.click(KeyBar, offset=(text.index("f1-f4") + 1, 0))
         await pilot.pause()
         assert app.current_mode == "datasets"

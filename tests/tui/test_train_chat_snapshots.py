@@ -8,7 +8,6 @@ checking the new pictures.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -16,12 +15,9 @@ import pytest
 from textual.widgets import Select
 
 from lora_chat.core import paths
-from lora_chat.core.settings import Settings
-from lora_chat.tui.app import LoraChatApp
-from tests.tui.conftest import fixed_home, make_adapter, write_jsonl
-from tests.tui.fake_engine import FakeEngine
-from tests.tui.fake_runs import FakeRunManager, ready_events, step_events
-from tests.tui.test_train_screen import TINY_CONFIG
+from tests.tui.conftest import fixed_home, make_adapter, wait_until, write_jsonl
+from tests.tui.fake_runs import ready_events, step_events
+from tests.tui.test_train_screen import TINY_CONFIG, make_app
 
 SNAPSHOT_HOME = Path("/tmp/lora-chat-snapshot-home-train-chat")
 SIZES = [(120, 40), (80, 24)]
@@ -36,22 +32,6 @@ def snapshot_home(monkeypatch) -> Iterator[Path]:
         (base / "config.json").write_text(json.dumps(TINY_CONFIG))
         write_jsonl(paths.datasets_dir() / "greetings.jsonl", [("Hello", "Hi there"), ("Bye", "See you")])
         yield SNAPSHOT_HOME
-
-
-def make_app(engine: FakeEngine | None = None) -> LoraChatApp:
-    app = LoraChatApp(settings=Settings(base_model=str(SNAPSHOT_HOME / "base")))
-    app.runs = FakeRunManager(paths.runs_dir())
-    fake = engine or FakeEngine()
-    app.make_engine = lambda: fake  # type: ignore[method-assign]
-    return app
-
-
-async def wait_until(pilot, condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.05)
 
 
 async def start_fake_run(pilot, *events) -> None:
@@ -82,7 +62,7 @@ def test_train_form_snapshot(snap_compare, snapshot_home, fake_tokenizer, size):
         pilot.app.screen.query_one("#field-rank").value = "0"  # out of range: the problem shows under the field
         await pilot.pause()
 
-    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+    assert snap_compare(make_app(SNAPSHOT_HOME / "base"), terminal_size=size, run_before=run_before)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
@@ -90,7 +70,7 @@ def test_train_start_snapshot(snap_compare, snapshot_home, fake_tokenizer, size)
     async def run_before(pilot) -> None:
         await start_fake_run(pilot, *ready_events("greetings"))
 
-    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+    assert snap_compare(make_app(SNAPSHOT_HOME / "base"), terminal_size=size, run_before=run_before)
 
 
 def test_train_mid_run_snapshot(snap_compare, snapshot_home, fake_tokenizer):
@@ -104,7 +84,7 @@ def test_train_mid_run_snapshot(snap_compare, snapshot_home, fake_tokenizer):
     async def run_before(pilot) -> None:
         await start_fake_run(pilot, *events)
 
-    assert snap_compare(make_app(), terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(make_app(SNAPSHOT_HOME / "base"), terminal_size=(120, 40), run_before=run_before)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
@@ -116,7 +96,7 @@ def test_train_done_snapshot(snap_compare, snapshot_home, fake_tokenizer, size):
     async def run_before(pilot) -> None:
         await start_fake_run(pilot, *events)
 
-    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+    assert snap_compare(make_app(SNAPSHOT_HOME / "base"), terminal_size=size, run_before=run_before)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
@@ -141,4 +121,4 @@ def test_chat_conversation_snapshot(snap_compare, snapshot_home, fake_tokenizer,
         screen.query_one("#prompt").cursor_blink = False
         await pilot.pause(0.2)
 
-    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+    assert snap_compare(make_app(SNAPSHOT_HOME / "base"), terminal_size=size, run_before=run_before)

@@ -18,7 +18,7 @@ from lora_chat.tui.screens.chat import ChatScreen
 from lora_chat.tui.screens.train import TrainScreen, suggest_name
 from lora_chat.tui.widgets.choice_dialog import ChoiceDialog
 from lora_chat.tui.widgets.dialogs import ConfirmDialog, ErrorDialog
-from tests.tui.conftest import make_adapter, write_jsonl
+from tests.tui.conftest import make_adapter, wait_until, write_jsonl
 from tests.tui.fake_engine import FakeEngine
 from tests.tui.fake_runs import FakeRun, FakeRunManager, ready_events, step_events
 
@@ -46,14 +46,6 @@ def make_app(base_model: Path, runs: FakeRunManager | None = None, engine: FakeE
     fake = engine or FakeEngine()
     app.make_engine = lambda: fake  # type: ignore[method-assign]
     return app
-
-
-async def wait_until(pilot, condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.05)
 
 
 def text_of(screen, selector: str) -> str:

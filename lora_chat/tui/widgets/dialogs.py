@@ -67,9 +67,6 @@ class DialogScreen(ModalScreen[ScreenResultType]):
     }
     """
 
-    def __init__(self) -> None:
-        super().__init__(classes="dialog-screen")
-
 
 class ErrorDialog(DialogScreen[None]):
     """Say what went wrong and what to do; Enter or Escape closes it."""

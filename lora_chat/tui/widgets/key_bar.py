@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 from rich.style import Style
@@ -11,12 +12,12 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import Widget
 
-# Pressing this key lists every key of the screen (the app binds it to its help panel).
+# The key that lists every key of the screen: the app binds it to its help panel.
 ALL_KEYS_KEY = "question_mark"
 
 
 class _Entry(NamedTuple):
-    """One item of the bar: a key (None for a folded group, which a click does not press) and what it does."""
+    """One item of the bar: a key and what it does. A folded group has no key, so a click on it does nothing."""
 
     key: str | None
     label: str
@@ -44,13 +45,12 @@ def _width(entries: list[_Entry]) -> int:
 def _fold_groups(entries: list[_Entry]) -> list[_Entry]:
     """Fold each run of entries of one binding group into one entry, such as ``f1-f4 Screens``."""
     folded: list[_Entry] = []
-    for entry in entries:
-        last = folded[-1] if folded else None
-        if entry.group is not None and last is not None and last.group == entry.group:
-            first_label = last.label.split("-")[0]
-            folded[-1] = _Entry(None, f"{first_label}-{entry.label}", entry.group.description, group=entry.group)
+    for group, run in itertools.groupby(entries, key=lambda entry: entry.group):
+        run_entries = list(run)
+        if group is None or len(run_entries) == 1:
+            folded.extend(run_entries)
         else:
-            folded.append(entry)
+            folded.append(_Entry(None, f"{run_entries[0].label}-{run_entries[-1].label}", group.description, group=group))
     return folded
 
 
@@ -58,8 +58,8 @@ class KeyBar(Widget):
     """One line of the keys of the focused widget and the screen, like Textual's Footer.
 
     The Footer makes a widget for each key and builds them all again whenever the
-    bindings change. On the Datasets screen that took over a third of the time to the
-    first frame, so this bar draws the same line as one widget.
+    bindings change. On the Datasets screen that took about a third of the time from
+    start to the first frame, so this bar draws the same line as one widget.
 
     When the line is too long for the terminal, the keys of one binding group fold
     into one item (``f1-f4 Screens``). If it is still too long, keys are left off the
@@ -130,11 +130,11 @@ class KeyBar(Widget):
             return entries, palette
         more = _Entry(ALL_KEYS_KEY, "?", "more keys")
         for right in (palette, []):
-            kept = list(entries)
-            while kept and _width(kept) + more.width + _width(right) > width:
-                kept.pop()
-            if kept or not right:
-                return kept + [more], right
+            fitting = list(entries)
+            while fitting and _width(fitting) + more.width + _width(right) > width:
+                fitting.pop()
+            if fitting or not right:
+                return fitting + [more], right
         return [more], []
 
     def render(self) -> Text:
