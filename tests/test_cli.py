@@ -151,7 +151,7 @@ def test_progress_on_terminal_keeps_eval_lines():
         (["--base-model=/models/x", "--debug"], ("/models/x", True)),
     ],
 )
-def test_app_options_parse_without_the_whole_parser(argv, expected):
+def test_app_options_parsed_alone(argv, expected):
     from lora_chat.cli import _app_only_args
 
     args = _app_only_args(argv)
@@ -159,13 +159,13 @@ def test_app_options_parse_without_the_whole_parser(argv, expected):
 
 
 @pytest.mark.parametrize("argv", [["--base-model"], ["train", "rows.jsonl"], ["adapters", "list"], ["app"], ["--help"], ["--version"], ["--bogus"]])
-def test_anything_else_goes_to_the_whole_parser(argv):
+def test_other_arguments_use_full_parser(argv):
     from lora_chat.cli import _app_only_args
 
     assert _app_only_args(argv) is None
 
 
-def test_missing_option_value_is_reported_once(capsys):
+def test_missing_value_reported_once(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--base-model"])
     assert exit_info.value.code == 2

@@ -316,6 +316,7 @@ def _train(
     from peft import get_peft_model
 
     device = pick_device(device)
+    # NOTE: this CUDA and bf16 path has not run on a GPU yet; the tests cover the CPU path only.
     use_bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
     # T5 overflows in fp16, so mixed precision is bf16 or nothing.
     accelerator = Accelerator(cpu=device == "cpu", mixed_precision="bf16" if use_bf16 else "no")

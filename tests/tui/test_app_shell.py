@@ -159,7 +159,7 @@ def test_start_up_imports_no_heavy_library(tmp_path):
     assert result.stdout.split() == ["DatasetsScreen", "none"]
 
 
-def test_importing_the_app_leaves_later_screens_parts_unloaded():
+def test_app_import_defers_later_parts():
     code = textwrap.dedent(
         """
         import sys
@@ -172,7 +172,7 @@ def test_importing_the_app_leaves_later_screens_parts_unloaded():
     assert result.stdout.split() == ["none"]
 
 
-def test_collector_comes_back_after_start_up_and_spares_start_up_objects():
+def test_collector_restarted_and_frozen():
     frozen_before = gc.get_freeze_count()
     gc.disable()
     try:
@@ -184,14 +184,14 @@ def test_collector_comes_back_after_start_up_and_spares_start_up_objects():
         gc.enable()
 
 
-def test_collector_left_alone_when_start_up_did_not_pause_it():
+def test_running_collector_left_alone():
     frozen_before = gc.get_freeze_count()
     _collect_after_start()
     assert gc.isenabled()
     assert gc.get_freeze_count() == frozen_before
 
 
-async def test_screens_start_with_the_breakpoint_classes_textual_would_give(settings):
+async def test_screens_start_with_breakpoint_classes(settings):
     for size, expected in (((80, 24), {"-narrow", "-short"}), ((120, 40), {"-wide", "-tall"})):
         app = LoraChatApp(settings=settings)
         async with app.run_test(size=size) as pilot:
@@ -204,7 +204,7 @@ async def test_screens_start_with_the_breakpoint_classes_textual_would_give(sett
             assert expected <= set(app.screen.classes)
 
 
-async def test_breakpoint_classes_follow_a_resize(settings):
+async def test_breakpoint_classes_follow_resize(settings):
     app = LoraChatApp(settings=settings)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.resize_terminal(80, 24)
